@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project. Installs what it needs, idempotently,
+# into .tools/ (git-ignored) or as rustup toolchains/targets.
+#   scripts/test.sh            everything
+#   FUZZ_SECONDS=5 scripts/test.sh   shorter fuzz smoke run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+
+ensure_rust
+ensure_fuzz
+
+step() { printf '\n\033[1;34m### %s\033[0m\n' "$*"; }
+started=$(date +%s)
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (workspace, all targets, -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p tollgate-core --all-targets --features ring -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace
+cargo test -p tollgate-core --features ring
+
+step "no_std + alloc: tollgate-core for wasm32-unknown-unknown without default features"
+cargo build -p tollgate-core --no-default-features --target wasm32-unknown-unknown
+
+step "fuzz smoke run (bounded)"
+scripts/fuzz-smoke.sh
+
+step "done in $(( $(date +%s) - started )) s"
