@@ -9,6 +9,8 @@ source scripts/tools.sh
 
 ensure_rust
 ensure_fuzz
+# One target directory for every step, so the parts' scripts reuse each other's builds.
+export CARGO_TARGET_DIR="$TOLLGATE_ROOT/target"
 
 step() { printf '\n\033[1;34m### %s\033[0m\n' "$*"; }
 started=$(date +%s)
@@ -27,7 +29,11 @@ cargo test -p tollgate-core --features ring
 step "no_std + alloc: tollgate-core for wasm32-unknown-unknown without default features"
 cargo build -p tollgate-core --no-default-features --target wasm32-unknown-unknown
 
-step "fuzz smoke run (bounded)"
+step "npm package @tollgate/verify: build, node:test suite (conformance, interop, Express, workerd)"
+edge/npm/test.sh
+
+step "fuzz: corpus replay on stable, then a bounded smoke run per target"
+cargo test --manifest-path fuzz/Cargo.toml -p tollgate-fuzz-harness
 scripts/fuzz-smoke.sh
 
 step "done in $(( $(date +%s) - started )) s"

@@ -46,13 +46,104 @@ ensure_node22() {
 }
 
 # wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in Cargo.lock.
+# Tries a --locked install first; when that cannot resolve (the registry mirror here
+# lacks webpki-roots 1.0.11, which wasm-bindgen-cli 0.2.130's own lockfile pins), installs
+# the same CLI version unlocked. Sets WASM_BINDGEN_BIN.
 ensure_wasm_bindgen() {
   local want
   want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' "$TOLLGATE_ROOT/Cargo.lock")
   if [ -z "$want" ]; then echo "wasm-bindgen is not in Cargo.lock" >&2; return 1; fi
   if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
     log "installing wasm-bindgen-cli $want into .tools/cargo"
-    cargo install wasm-bindgen-cli --version "$want" --locked --root "$TOOLS/cargo"
+    cargo install wasm-bindgen-cli --version "$want" --locked --root "$TOOLS/cargo" 2>/dev/null ||
+      cargo install wasm-bindgen-cli --version "$want" --root "$TOOLS/cargo"
   fi
   export WASM_BINDGEN_BIN="$TOOLS/cargo/bin/wasm-bindgen"
+}
+
+# --- edge/worker (issue 4) ---
+
+# worker-build (the workers-rs build command) at a pinned version, into .tools/cargo.
+# It would download wasm-bindgen, wasm-opt and esbuild from GitHub; ensure_worker_build
+# points it at local ones instead (WASM_BINDGEN_BIN, WASM_OPT_BIN, ESBUILD_BIN).
+TOLLGATE_WORKER_BUILD_VERSION=0.8.7
+ensure_worker_build() {
+  if ! worker-build --version 2>/dev/null | grep -q "$TOLLGATE_WORKER_BUILD_VERSION"; then
+    log "installing worker-build $TOLLGATE_WORKER_BUILD_VERSION into .tools/cargo"
+    cargo install worker-build --version "$TOLLGATE_WORKER_BUILD_VERSION" --locked --root "$TOOLS/cargo"
+  fi
+  ensure_wasm_bindgen
+  ensure_esbuild
+  ensure_wasm_opt
+}
+
+# esbuild from npm (the version worker-build 0.8.7 expects), into .tools/esbuild.
+ensure_esbuild() {
+  local dir="$TOOLS/esbuild" want=0.28.2
+  local bin="$dir/node_modules/esbuild/bin/esbuild"
+  if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "$want" ]; then
+    log "installing esbuild $want into .tools/esbuild"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "esbuild@$want" >/dev/null
+  fi
+  export ESBUILD_BIN="$bin"
+}
+
+# wasm-opt from npm's `binaryen` (version 132, the one worker-build 0.8.7 expects; a Node
+# script, no download from GitHub), into .tools/binaryen.
+ensure_wasm_opt() {
+  local dir="$TOOLS/binaryen" want=132.0.0
+  local bin="$dir/node_modules/binaryen/bin/wasm-opt"
+  if [ ! -f "$bin" ] || ! grep -q "\"version\": \"$want\"" "$dir/node_modules/binaryen/package.json" 2>/dev/null; then
+    log "installing binaryen (wasm-opt) $want into .tools/binaryen"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "binaryen@$want" >/dev/null
+  fi
+  export WASM_OPT_BIN="$bin"
+}
+
+# wrangler (and the workerd it ships) from npm, run by Node 22, into .tools/wrangler.
+# Sets WRANGLER (a command line) and WORKERD (the workerd binary).
+TOLLGATE_WRANGLER_VERSION=4.164.0
+ensure_wrangler() {
+  ensure_node22
+  local dir="$TOOLS/wrangler"
+  local js="$dir/node_modules/wrangler/bin/wrangler.js"
+  if [ ! -f "$js" ] || ! grep -q "\"version\": \"$TOLLGATE_WRANGLER_VERSION\"" "$dir/node_modules/wrangler/package.json"; then
+    log "installing wrangler $TOLLGATE_WRANGLER_VERSION into .tools/wrangler"
+    mkdir -p "$dir"
+    PATH="$(dirname "$NODE22"):$PATH" npm install --prefix "$dir" --no-audit --no-fund --silent \
+      "wrangler@$TOLLGATE_WRANGLER_VERSION" >/dev/null
+  fi
+  export WRANGLER_JS="$js"
+  WORKERD="$(find "$dir/node_modules/@cloudflare" -path '*workerd-linux-64/bin/workerd' -type f | head -1)"
+  export WORKERD
+  # wrangler sends no telemetry when this is set (run it with CI=true so it asks nothing).
+  export WRANGLER_SEND_METRICS=false
+  # ...and does not try to fetch `request.cf` data from Cloudflare (tests stay on loopback).
+  export CLOUDFLARE_CF_FETCH_ENABLED=false
+}
+
+# wrk (HTTP load generator) from Debian, for the benchmarks.
+ensure_wrk() {
+  if ! command -v wrk >/dev/null; then
+    log "installing wrk (apt)"
+    (apt-get install -y -qq wrk >/dev/null 2>&1) || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }
+  fi
+}
+
+# --- edge/npm (issue 5) ---
+
+# edge/npm's devDependencies (esbuild, express, jose, jsonwebtoken, typescript) from its
+# package-lock.json, reinstalled only when the lockfile changes.
+ensure_npm_deps() {
+  local dir="$TOLLGATE_ROOT/edge/npm"
+  local stamp="$dir/node_modules/.tollgate-lock.sha256"
+  local want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "npm ci in edge/npm"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent >/dev/null)
+    echo "$want" >"$stamp"
+  fi
 }

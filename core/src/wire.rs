@@ -205,11 +205,14 @@ pub fn decode_snapshot(bytes: &[u8], key: &P256Key) -> Result<Denylist, WireErro
     let seq = r.u64()?;
     let mut hash_key = [0u8; 16];
     hash_key.copy_from_slice(r.take(16)?);
-    let (nj, ns, nu) = (r.u32()? as usize, r.u32()? as usize, r.u32()? as usize);
-    let need = (nj + ns) * 12 + nu * 16;
-    if r.buf.len() != need {
+    let (nj, ns, nu) = (r.u32()?, r.u32()?, r.u32()?);
+    // In u64: with a 32-bit usize (wasm32) the sum and products could wrap, match a
+    // short body and then reserve billions of slots.
+    let need = (u64::from(nj) + u64::from(ns)) * 12 + u64::from(nu) * 16;
+    if r.buf.len() as u64 != need {
         return Err(WireError::Truncated);
     }
+    let (nj, ns, nu) = (nj as usize, ns as usize, nu as usize);
     let mut list = Denylist::new(hash_key);
     list.seq = seq;
     let mut read_exp_map = |n: usize, map: &mut FpMap<u32>| -> Result<(), WireError> {
@@ -430,6 +433,25 @@ mod tests {
         assert_eq!(decode_delta(&encode_delta(&bad, &s), &s.public_key()).unwrap_err(), WireError::Invalid);
         let past = Delta { from: 0, to: 1, events: alloc::vec![ev(2, EntryKind::Jti, None, "a")] };
         assert_eq!(decode_delta(&encode_delta(&past, &s), &s.public_key()).unwrap_err(), WireError::Invalid);
+    }
+
+    #[test]
+    fn snapshot_counts_that_would_wrap_a_32_bit_size_are_truncated() {
+        let s = signer(4);
+        // (0x1555_5556 * 12) mod 2^32 = 8 and (0x1000_0000 * 16) mod 2^32 = 0: with
+        // usize arithmetic on wasm32 these counts "needed" the 8 bytes that follow.
+        for (nj, ns, nu) in [(0x1555_5556u32, 0u32, 0u32), (0, 0x1555_5556, 0), (0, 0, 0x1000_0000), (u32::MAX, 1, 0)] {
+            let mut body = Vec::new();
+            body.extend_from_slice(SNAPSHOT_MAGIC);
+            body.extend_from_slice(&1u64.to_le_bytes());
+            body.extend_from_slice(&[0; 16]);
+            for n in [nj, ns, nu] {
+                body.extend_from_slice(&n.to_le_bytes());
+            }
+            body.extend_from_slice(&[0; 8]);
+            s.sign(&mut body);
+            assert_eq!(decode_snapshot(&body, &s.public_key()).unwrap_err(), WireError::Truncated);
+        }
     }
 
     #[test]

@@ -1,2 +1,0 @@
-//! placeholder, replaced by the criterion bench
-fn main() {}
