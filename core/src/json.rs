@@ -32,7 +32,7 @@ struct StrictVisitor {
     depth: usize,
 }
 
-struct Nested(Value);
+pub(crate) struct Nested(pub(crate) Value);
 
 impl<'de> Deserialize<'de> for Strict {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -40,8 +40,8 @@ impl<'de> Deserialize<'de> for Strict {
     }
 }
 
-struct Seed {
-    depth: usize,
+pub(crate) struct Seed {
+    pub(crate) depth: usize,
 }
 
 impl<'de> de::DeserializeSeed<'de> for Seed {

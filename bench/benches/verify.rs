@@ -1,0 +1,223 @@
+//! End-to-end verification (token string → verified claims) against the raw signature
+//! check of the same crate and against the `jsonwebtoken` peer, ES256 and RS256-2048,
+//! all in one run: criterion times each case for absolute figures, then the cases run
+//! again interleaved (one batch of each per round) for ratios that hold on shared,
+//! drifting cores; the ratios are printed at the end. `BENCH_QUICK=1` shortens the run.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::Criterion;
+use serde::Deserialize;
+use tollgate_bench::fixtures::{Alg, Fixture, PublicKey, AUDIENCE, ISSUER, NOW};
+use tollgate_bench::lists;
+use tollgate_bench::report::{self, ids};
+use tollgate_bench::timing::{measure_interleaved, Case};
+use tollgate_core::jwk::{P256Key, RsaKey};
+use tollgate_core::signature::Ring;
+use tollgate_core::{Denylist, RustCrypto, SignatureBackend};
+
+/// A backend that accepts every signature: what is left is the pipeline's own cost.
+struct AcceptAll;
+
+impl SignatureBackend for AcceptAll {
+    fn verify_es256(&self, _: &P256Key, _: &[u8], _: &[u8; 64]) -> bool {
+        true
+    }
+    fn verify_rs256(&self, _: &RsaKey, _: &[u8], _: &[u8]) -> bool {
+        true
+    }
+}
+
+/// The claims the peer deserializes: every member the policy requires is a
+/// non-optional field, so a token missing one fails as it does in tollgate.
+#[allow(dead_code)] // read only through deserialization
+#[derive(Deserialize)]
+struct PeerClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+    sid: Option<String>,
+}
+
+/// Builds a raw signature check of `f`'s signing input against `sig`.
+type RawCheck = fn(&Fixture, &[u8]) -> Box<dyn Fn() -> bool>;
+
+fn raw_core(f: &Fixture, sig: &[u8]) -> Box<dyn Fn() -> bool> {
+    let msg = f.signing_input().to_vec();
+    let sig = sig.to_vec();
+    match &f.public {
+        PublicKey::P256 { sec1 } => {
+            use p256::ecdsa::signature::Verifier as _;
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
+            Box::new(move || p256::ecdsa::Signature::from_slice(&sig).is_ok_and(|sig| key.verify(&msg, &sig).is_ok()))
+        }
+        PublicKey::Rsa { n, e } => {
+            use sha2::{Digest, Sha256};
+            let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(e)).unwrap();
+            Box::new(move || {
+                let digest = Sha256::digest(&msg);
+                key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).is_ok()
+            })
+        }
+    }
+}
+
+fn raw_next(f: &Fixture, sig: &[u8]) -> Box<dyn Fn() -> bool> {
+    let msg = f.signing_input().to_vec();
+    let sig = sig.to_vec();
+    match &f.public {
+        PublicKey::P256 { sec1 } => {
+            use p256_014::ecdsa::signature::Verifier as _;
+            let key = p256_014::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
+            Box::new(move || {
+                p256_014::ecdsa::Signature::from_slice(&sig).is_ok_and(|sig| key.verify(&msg, &sig).is_ok())
+            })
+        }
+        PublicKey::Rsa { n, e } => {
+            use rsa_010::sha2::{Digest, Sha256};
+            let key = rsa_010::RsaPublicKey::new(
+                rsa_010::BoxedUint::from_be_slice_vartime(n),
+                rsa_010::BoxedUint::from_be_slice_vartime(e),
+            )
+            .unwrap();
+            Box::new(move || {
+                let digest = Sha256::digest(&msg);
+                key.verify(rsa_010::Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).is_ok()
+            })
+        }
+    }
+}
+
+fn raw_ring(f: &Fixture, sig: &[u8]) -> Box<dyn Fn() -> bool> {
+    use ring::signature as rs;
+    let msg = f.signing_input().to_vec();
+    let sig = sig.to_vec();
+    // As core's Ring backend does: the key is handed over unparsed on every call.
+    match f.public.clone() {
+        PublicKey::P256 { sec1 } => Box::new(move || {
+            rs::UnparsedPublicKey::new(&rs::ECDSA_P256_SHA256_FIXED, &sec1[..]).verify(&msg, &sig).is_ok()
+        }),
+        PublicKey::Rsa { n, e } => Box::new(move || {
+            rs::RsaPublicKeyComponents { n: &n[..], e: &e[..] }
+                .verify(&rs::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, &msg, &sig)
+                .is_ok()
+        }),
+    }
+}
+
+fn bench_alg(c: &mut Criterion, alg: Alg, lines: &mut Vec<String>) {
+    let f = Fixture::new(alg);
+    let verifier = f.verifier();
+    let denylist = lists::build(10_000, 42);
+    let empty = Denylist::default();
+
+    // The peer, set up once as a service would: key from the same JWK, same policy.
+    let (peer_key, peer_alg) = match alg {
+        Alg::Es256 => (
+            jsonwebtoken::DecodingKey::from_ec_components(f.jwk["x"].as_str().unwrap(), f.jwk["y"].as_str().unwrap())
+                .unwrap(),
+            jsonwebtoken::Algorithm::ES256,
+        ),
+        Alg::Rs256 => (
+            jsonwebtoken::DecodingKey::from_rsa_components(f.jwk["n"].as_str().unwrap(), f.jwk["e"].as_str().unwrap())
+                .unwrap(),
+            jsonwebtoken::Algorithm::RS256,
+        ),
+    };
+    let mut validation = jsonwebtoken::Validation::new(peer_alg);
+    validation.leeway = 0;
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+
+    // Every path must accept the fixture and refuse a flipped bit, or the figures mean nothing.
+    let mut bad = f.signature.clone();
+    bad[7] ^= 0x10;
+    for (name, raw) in [("raw core", raw_core as RawCheck), ("raw next", raw_next), ("raw ring", raw_ring)] {
+        assert!(raw(&f, &f.signature)(), "{name} rejects the {} fixture", alg.name());
+        assert!(!raw(&f, &bad)(), "{name} accepts a bad {} signature", alg.name());
+    }
+    for backend in [&RustCrypto as &dyn SignatureBackend, &Ring, &AcceptAll] {
+        verifier.verify_with(backend, &f.token, NOW, Some(&denylist)).expect("tollgate accepts the fixture");
+    }
+    jsonwebtoken::decode::<PeerClaims>(&f.token, &peer_key, &validation).expect("the peer accepts the fixture");
+
+    let mut cases: Vec<Case<'_>> = Vec::new();
+    for (id, raw) in [(ids::RAW_CORE, raw_core as RawCheck), (ids::RAW_NEXT, raw_next), (ids::RAW_RING, raw_ring)] {
+        let check = raw(&f, &f.signature);
+        cases.push((id, Box::new(check)));
+    }
+    let paths: [(&str, &dyn SignatureBackend, &Denylist); 6] = [
+        (ids::PURE_EMPTY, &RustCrypto, &empty),
+        (ids::PURE_10K, &RustCrypto, &denylist),
+        (ids::RING_EMPTY, &Ring, &empty),
+        (ids::RING_10K, &Ring, &denylist),
+        (ids::NOSIG_EMPTY, &AcceptAll, &empty),
+        (ids::NOSIG_10K, &AcceptAll, &denylist),
+    ];
+    for (id, backend, list) in paths {
+        let (verifier, token) = (&verifier, f.token.as_str());
+        cases.push((id, Box::new(move || verifier.verify_with(backend, black_box(token), NOW, Some(list)).is_ok())));
+    }
+    let (peer_key, validation, token) = (&peer_key, &validation, f.token.as_str());
+    cases.push((
+        ids::PEER,
+        Box::new(move || jsonwebtoken::decode::<PeerClaims>(black_box(token), peer_key, validation).is_ok()),
+    ));
+
+    // Criterion: each case on its own, for absolute figures with confidence intervals.
+    let mut g = c.benchmark_group(ids::group(alg));
+    for (id, work) in cases.iter_mut() {
+        g.bench_function(*id, |b| b.iter(&mut *work));
+    }
+    g.finish();
+
+    // Interleaved: all cases in alternation, for ratios that survive a drifting load.
+    if !measuring() {
+        return;
+    }
+    let budget = Duration::from_secs(if quick() { 5 } else { 12 });
+    let results = measure_interleaved(budget, Duration::from_millis(2), &mut cases);
+    lines.extend(results.iter().map(|r| r.to_json(&ids::group(alg))));
+}
+
+/// Whether this is a real measuring run: criterion's own rules (`--bench` given by
+/// `cargo bench`; not a `--test`, `--list` or `--profile-time` run). The interleaved
+/// pass runs only then.
+fn measuring() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
+}
+
+fn quick() -> bool {
+    std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+fn main() -> std::io::Result<()> {
+    // Shorter than criterion's defaults (3 s + 5 s) so the whole suite fits in about ten
+    // minutes on two cores; command-line options still override.
+    let c = Criterion::default().warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(4));
+    let c = if quick() {
+        c.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2)).sample_size(20)
+    } else {
+        c
+    };
+    let mut c = c.configure_from_args();
+    let mut lines = Vec::new();
+    for alg in Alg::ALL {
+        bench_alg(&mut c, alg, &mut lines);
+    }
+    c.final_summary();
+    let dir = report::results_dir();
+    std::fs::create_dir_all(&dir)?;
+    if !lines.is_empty() {
+        std::fs::write(dir.join("verify-interleaved.jsonl"), lines.join("\n") + "\n")?;
+    }
+    print!("{}", report::verify(&report::Results::load()));
+    Ok(())
+}
