@@ -32,6 +32,9 @@ cargo build -p tollgate-core --no-default-features --target wasm32-unknown-unkno
 step "npm package @tollgate/verify: build, node:test suite (conformance, interop, Express, workerd)"
 edge/npm/test.sh
 
+step "Worker end to end: real workerd via wrangler dev, the revocation service, jose tokens"
+TOLLGATE_E2E_PROFILE=debug edge/worker/test.sh
+
 step "fuzz: corpus replay on stable, then a bounded smoke run per target"
 cargo test --manifest-path fuzz/Cargo.toml -p tollgate-fuzz-harness
 scripts/fuzz-smoke.sh

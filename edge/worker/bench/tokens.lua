@@ -1,0 +1,15 @@
+-- wrk script: a different bearer token on every request, read from the file named
+-- after `--` (one token a line), cycling when the list runs out.
+local tokens = {}
+local i = 0
+
+function init(args)
+  for line in io.lines(args[1]) do
+    if #line > 0 then tokens[#tokens + 1] = line end
+  end
+end
+
+function request()
+  i = i % #tokens + 1
+  return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. tokens[i] })
+end

@@ -1,0 +1,62 @@
+//! `POST /__tollgate/bench` (only with `TOLLGATE_BENCH_ENDPOINT = "on"`): verifies a
+//! token `n` times cold with the named backend inside the Worker and answers how many
+//! verified. Inside workerd the clock does not advance during computation, so the
+//! Worker cannot time itself; `edge/worker/bench.sh` times requests with `n = 0` and
+//! `n = N` from outside and divides.
+//!
+//! Body: `{"token": "...", "n": 200, "backend": "webcrypto" | "rust"}`.
+//!
+//! `GET /__tollgate/bench` answers the isolate's figures instead: the size of its wasm
+//! linear memory, the denylist replica's sequence and entry count, and the number of
+//! cached tokens (`{"wasm_memory_bytes":…, "denylist_seq":…, "denylist_entries":…, "cached_tokens":…}`).
+
+use std::rc::Rc;
+
+use serde::Deserialize;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::Response;
+
+use crate::config::CryptoBackend;
+use crate::isolate::Isolate;
+use crate::respond::json_response;
+use crate::verify::verify_repeatedly;
+
+#[derive(Deserialize)]
+struct Job {
+    token: String,
+    n: u32,
+    backend: String,
+}
+
+/// Runs one measurement job.
+pub async fn handle(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Response {
+    if req.method() == "GET" {
+        let (seq, entries) = iso.replica.borrow().status();
+        let memory = js_sys::Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
+            .ok()
+            .and_then(|b| js_sys::Reflect::get(&b, &"byteLength".into()).ok())
+            .and_then(|n| n.as_f64())
+            .unwrap_or(0.0);
+        let body = format!(
+            r#"{{"wasm_memory_bytes":{memory},"denylist_seq":{seq},"denylist_entries":{entries},"cached_tokens":{}}}"#,
+            iso.tokens.borrow().len()
+        );
+        return json_response(200, &body, std::iter::once(("content-type", "application/json")));
+    }
+    let text = match req.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|v| v.as_string()).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let Ok(job) = serde_json::from_str::<Job>(&text) else {
+        return json_response(400, r#"{"error":"bad_request"}"#, std::iter::empty());
+    };
+    let backend = match job.backend.as_str() {
+        "rust" => CryptoBackend::Rust,
+        "webcrypto" => CryptoBackend::WebCrypto,
+        _ => return json_response(400, r#"{"error":"bad_backend"}"#, std::iter::empty()),
+    };
+    match verify_repeatedly(iso, ctx, &job.token, job.n.min(100_000), backend).await {
+        Ok(ok) => json_response(200, &format!(r#"{{"verified":{ok},"n":{}}}"#, job.n), std::iter::empty()),
+        Err(reply) => reply.response(),
+    }
+}

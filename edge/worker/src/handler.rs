@@ -1,0 +1,129 @@
+//! The request path.
+//!
+//! ```text
+//! strip X-Tollgate-* ─▶ route rule ─(auth none)──────────────────────────────▶ origin
+//!                          │ token from Bearer, then cookie (none: 401)
+//!                          ▼
+//!         verified-token cache ─(miss)─▶ keys ▶ signature ▶ claims (invalid: 401)
+//!                          ▼
+//!         denylist replica fresh? (stale + closed: 503) ─▶ revoked? (401)
+//!                          ▼
+//!         rule's roles/scopes (403) ─▶ origin with X-Tollgate-Sub/-Sid/-Claims
+//! ```
+//!
+//! Every path returns a response: JavaScript exceptions become 500/502 responses and
+//! a log line, never an unhandled rejection.
+
+use std::rc::Rc;
+
+use wasm_bindgen::JsValue;
+use web_sys::Response;
+
+use crate::bench;
+use crate::isolate::{self, Isolate};
+use crate::platform::{describe, log, now_ms};
+use crate::proxy::{extract_token, forward, stripped_headers, Identity};
+use crate::replica::{self, Freshness};
+use crate::respond::Reply;
+use crate::routes::Auth;
+use crate::verify::verify_token;
+
+/// Path of the measurement endpoint (only with `TOLLGATE_BENCH_ENDPOINT = "on"`).
+pub const BENCH_PATH: &str = "/__tollgate/bench";
+
+/// Handles one request.
+pub async fn handle(req: &web_sys::Request, env: &worker::Env, ctx: &worker::Context) -> Response {
+    let iso = match isolate::get(env) {
+        Ok(iso) => iso,
+        Err(_) => return Reply::Misconfigured.response(),
+    };
+    match route(&iso, req, ctx).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            log(&format!("tollgate: internal error: {}", describe(&e)));
+            Reply::Internal.response()
+        }
+    }
+}
+
+async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Result<Response, JsValue> {
+    let url = req.url();
+    let path_and_query = path_and_query(&url);
+    let path = path_and_query.split('?').next().unwrap_or("/");
+    let method = req.method();
+    if iso.config.bench_endpoint && path == BENCH_PATH {
+        return Ok(bench::handle(iso, req, ctx).await);
+    }
+    let headers = stripped_headers(&req.headers())?;
+    let rule = iso.config.routes.find(&method, path);
+    if rule.auth == Auth::None {
+        return proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::default()).await;
+    }
+    let authorization = headers.get("authorization")?;
+    let cookie = headers.get("cookie")?;
+    let Some(token) = extract_token(authorization.as_deref(), cookie.as_deref(), &iso.config.cookie_name) else {
+        return Ok(Reply::MissingToken.response());
+    };
+    let now = (now_ms() / 1000.0) as i64;
+    let (verified, hash) = match verify_token(iso, ctx, token, now).await {
+        Ok(v) => v,
+        Err(reply) => return Ok(reply.response()),
+    };
+    match replica::ensure_fresh(iso, ctx).await {
+        Freshness::Stale { retry_after } => return Ok(Reply::Stale { retry_after }.response()),
+        Freshness::Off | Freshness::Fresh | Freshness::FailOpen => {}
+    }
+    if iso.replica.borrow().is_revoked(&verified.claims) {
+        iso.tokens.borrow_mut().remove(&hash);
+        return Ok(Reply::Invalid(tollgate_core::Reason::Revoked).response());
+    }
+    if !rule.allows(&verified.claims) {
+        return Ok(Reply::Forbidden(rule.wanted()).response());
+    }
+    let id = Identity {
+        sub: verified.claims.sub(),
+        sid: verified.claims.sid(),
+        claims: Some(verified.claims_header.as_str()),
+    };
+    proxied(req, &iso.config.origin, path_and_query, &headers, &id).await
+}
+
+async fn proxied(
+    req: &web_sys::Request,
+    origin: &str,
+    path_and_query: &str,
+    headers: &web_sys::Headers,
+    id: &Identity<'_>,
+) -> Result<Response, JsValue> {
+    match forward(req, origin, path_and_query, headers, id).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            log(&format!("tollgate: origin {origin} unreachable: {}", describe(&e)));
+            Ok(Reply::BadGateway.response())
+        }
+    }
+}
+
+/// `/path?query` of an absolute URL (`/` when it has no path).
+pub fn path_and_query(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => {
+            let rest = &url[after_scheme + i..];
+            rest.split('#').next().unwrap_or(rest)
+        }
+        None => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_of_url() {
+        assert_eq!(path_and_query("http://127.0.0.1:8787/a/b?x=1#f"), "/a/b?x=1");
+        assert_eq!(path_and_query("https://h.test"), "/");
+        assert_eq!(path_and_query("https://h.test/"), "/");
+    }
+}

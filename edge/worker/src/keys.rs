@@ -1,0 +1,421 @@
+//! Trusted keys: JWKS sources fetched and cached, merged into one [`KeySet`].
+//!
+//! - **Per isolate**: the merged set lives in the isolate; each URL source remembers
+//!   when its document expires (`Cache-Control: max-age`, default 300 s, `no-store`
+//!   and `max-age=0` mean "refetch after 1 s"). An expired source is refreshed in the
+//!   background (`ctx.wait_until`); requests keep using the set they have.
+//! - **Cache API**: documents are stored in `caches.default` under their URL with
+//!   their freshness, so a new isolate in the same location starts without a fetch.
+//!   Unknown-`kid` refetches skip it and go to the network.
+//! - **Unknown `kid`**: a token naming a `kid` no source has triggers one network
+//!   refetch of every URL source, at most once per `TOLLGATE_JWKS_COOLDOWN_SECONDS`
+//!   (default 30), so random `kid`s cannot cause a fetch storm.
+//! - **Failures** keep the last good document of a source and retry after 10 s.
+//! - **In flight**: one fetch per source at a time; a request that needs a source
+//!   another request is fetching waits on its own timer and looks again (it never
+//!   awaits the other request's I/O, which the runtime forbids), for at most 6 s.
+//! - **Changes**: a rebuilt set carries each key's fingerprint; the caller empties
+//!   the verified-token cache of every key that is gone or changed.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use sha2::{Digest, Sha256};
+use tollgate_core::jwk::MAX_JWKS_BYTES;
+use tollgate_core::{Jwk, Jwks, KeyMaterial, Verifier};
+use web_sys::CryptoKey;
+
+use crate::config::{Config, KeySource};
+use crate::error::FetchError;
+use crate::isolate::Isolate;
+use crate::platform::{fetch_all, get_request, log, now_ms, sleep};
+use crate::token_cache::KeyFingerprint;
+
+/// Freshness of a document whose answer has no `max-age`, seconds.
+pub const DEFAULT_MAX_AGE: f64 = 300.0;
+/// Deadline of one JWKS fetch.
+const FETCH_TIMEOUT_MS: u64 = 5_000;
+/// Retry delay after a failed fetch.
+const RETRY_AFTER_FAILURE_MS: f64 = 10_000.0;
+/// How long a request waits for another request's fetch of a source.
+const WAIT_FOR_OTHER_MS: f64 = 6_000.0;
+/// Header recording when a document entered the Cache API (ms since the epoch).
+const FETCHED_AT: &str = "x-tollgate-fetched-at";
+
+/// The merged keys of every source, with what the Worker keeps beside each key.
+#[derive(Debug)]
+pub struct KeySet {
+    /// The verifier over the merged JWKS and the configured policy.
+    pub verifier: Verifier,
+    meta: Vec<KeyMeta>,
+}
+
+#[derive(Debug)]
+struct KeyMeta {
+    fingerprint: KeyFingerprint,
+    issuers: Option<Vec<String>>,
+    crypto_key: RefCell<Option<CryptoKey>>,
+}
+
+impl KeySet {
+    /// Fingerprint of the key at `index`.
+    pub fn fingerprint(&self, index: usize) -> KeyFingerprint {
+        self.meta.get(index).map_or([0; 32], |m| m.fingerprint)
+    }
+
+    /// Whether the key at `index` may vouch for a token with this issuer (preset keys
+    /// are bound to their provider's issuers).
+    pub fn issuer_allowed(&self, index: usize, iss: Option<&str>) -> bool {
+        match self.meta.get(index).and_then(|m| m.issuers.as_ref()) {
+            None => true,
+            Some(list) => iss.is_some_and(|i| list.iter().any(|x| x == i)),
+        }
+    }
+
+    /// The imported WebCrypto key for `index`, if imported already.
+    pub fn cached_crypto_key(&self, index: usize) -> Option<CryptoKey> {
+        self.meta.get(index).and_then(|m| m.crypto_key.borrow().clone())
+    }
+
+    /// Keeps the imported WebCrypto key for `index`.
+    pub fn store_crypto_key(&self, index: usize, key: CryptoKey) {
+        if let Some(m) = self.meta.get(index) {
+            *m.crypto_key.borrow_mut() = Some(key);
+        }
+    }
+
+    /// Every key's fingerprint.
+    pub fn fingerprints(&self) -> HashSet<KeyFingerprint> {
+        self.meta.iter().map(|m| m.fingerprint).collect()
+    }
+}
+
+/// Per-source state.
+#[derive(Debug, Default)]
+struct Source {
+    keys: Option<Vec<Jwk>>,
+    expires_ms: f64,
+    fetching_since: Option<f64>,
+}
+
+/// The isolate's key store.
+#[derive(Debug)]
+pub struct KeyStore {
+    sources: Vec<Source>,
+    current: Option<Rc<KeySet>>,
+    last_kid_refetch_ms: f64,
+}
+
+impl KeyStore {
+    /// A store for the configured sources; the inline set is loaded at once.
+    pub fn new(config: &Config) -> KeyStore {
+        let sources = config
+            .sources
+            .iter()
+            .map(|s| match s {
+                KeySource::Inline => Source {
+                    keys: config.inline_jwks.as_ref().map(|j| j.keys().to_vec()),
+                    expires_ms: f64::INFINITY,
+                    fetching_since: None,
+                },
+                KeySource::Url { .. } => Source::default(),
+            })
+            .collect();
+        KeyStore { sources, current: None, last_kid_refetch_ms: f64::NEG_INFINITY }
+    }
+}
+
+/// Starts a background refresh (`ctx.wait_until`) of every source whose document has
+/// expired and that nobody is fetching. Cheap; called on every protected request,
+/// including verified-token cache hits, so hot tokens do not keep a stale key set alive.
+pub fn refresh_expired(iso: &Rc<Isolate>, ctx: &worker::Context) {
+    let now = now_ms();
+    let expired: Vec<usize> = {
+        let mut ks = iso.keys.borrow_mut();
+        if ks.current.is_none() {
+            return; // the first load is done inline by `current`
+        }
+        let mut out = Vec::new();
+        for (i, s) in ks.sources.iter_mut().enumerate() {
+            let idle = s.fetching_since.is_none_or(|t| now - t > WAIT_FOR_OTHER_MS);
+            // Expired documents, and sources that failed so far once their retry time is due.
+            if s.expires_ms <= now && idle {
+                s.fetching_since = Some(now);
+                out.push(i);
+            }
+        }
+        out
+    };
+    if expired.is_empty() {
+        return;
+    }
+    let iso = Rc::clone(iso);
+    ctx.wait_until(async move {
+        futures_util::future::join_all(expired.iter().map(|&i| refresh_source(&iso, i, true))).await;
+        rebuild(&iso);
+    });
+}
+
+/// The key set to verify with. The isolate's first requests load every source inline
+/// (concurrently, sharing the fetches, at most a few seconds); after that, expired and
+/// failed sources are refreshed in the background and requests never wait for them.
+pub async fn current(iso: &Rc<Isolate>, ctx: &worker::Context) -> Option<Rc<KeySet>> {
+    refresh_expired(iso, ctx);
+    if let Some(set) = iso.keys.borrow().current.clone() {
+        return Some(set);
+    }
+    let missing: Vec<usize> = {
+        let ks = iso.keys.borrow();
+        (0..ks.sources.len()).filter(|&i| ks.sources[i].keys.is_none()).collect()
+    };
+    load_sources(iso, &missing, true).await;
+    rebuild(iso);
+    iso.keys.borrow().current.clone()
+}
+
+/// After a token named an unknown `kid`: refetches every URL source from the network,
+/// unless the cooldown forbids it. Returns whether the set may have changed.
+pub async fn refetch_for_unknown_kid(iso: &Rc<Isolate>) -> bool {
+    let now = now_ms();
+    let urls: Vec<usize> = {
+        let mut ks = iso.keys.borrow_mut();
+        let cooldown = iso.config.jwks_cooldown_seconds as f64 * 1000.0;
+        if now - ks.last_kid_refetch_ms < cooldown {
+            return false;
+        }
+        ks.last_kid_refetch_ms = now;
+        (0..iso.config.sources.len()).filter(|&i| matches!(iso.config.sources[i], KeySource::Url { .. })).collect()
+    };
+    if urls.is_empty() {
+        return false;
+    }
+    load_sources(iso, &urls, false).await;
+    rebuild(iso);
+    true
+}
+
+/// Fetches the given sources: those no other request is fetching are claimed and
+/// fetched here, concurrently; for the others this request waits (on its own timer)
+/// until they are done or [`WAIT_FOR_OTHER_MS`] has passed.
+async fn load_sources(iso: &Rc<Isolate>, which: &[usize], use_cache: bool) {
+    let start = now_ms();
+    let (mine, theirs): (Vec<usize>, Vec<usize>) = {
+        let mut ks = iso.keys.borrow_mut();
+        let mut mine = Vec::new();
+        let mut theirs = Vec::new();
+        for &i in which {
+            let s = &mut ks.sources[i];
+            if s.fetching_since.is_some_and(|t| start - t < WAIT_FOR_OTHER_MS) {
+                theirs.push(i);
+            } else if use_cache && s.expires_ms > start {
+                // Failed recently (or fresh): not due for another try yet.
+            } else {
+                s.fetching_since = Some(start);
+                mine.push(i);
+            }
+        }
+        (mine, theirs)
+    };
+    futures_util::future::join_all(mine.iter().map(|&i| refresh_source(iso, i, use_cache))).await;
+    for i in theirs {
+        while iso.keys.borrow().sources[i].fetching_since.is_some() && now_ms() - start < WAIT_FOR_OTHER_MS {
+            sleep(5).await;
+        }
+    }
+}
+
+/// Fetches one URL source and records the outcome (clears its in-flight flag).
+async fn refresh_source(iso: &Rc<Isolate>, i: usize, use_cache: bool) {
+    let KeySource::Url { url, .. } = &iso.config.sources[i] else {
+        iso.keys.borrow_mut().sources[i].fetching_since = None;
+        return;
+    };
+    let result = fetch_jwks(url, use_cache).await;
+    let now = now_ms();
+    let mut ks = iso.keys.borrow_mut();
+    let s = &mut ks.sources[i];
+    s.fetching_since = None;
+    match result {
+        Ok((keys, max_age)) => {
+            s.keys = Some(keys);
+            s.expires_ms = now + max_age * 1000.0;
+        }
+        Err(e) => {
+            s.expires_ms = now + RETRY_AFTER_FAILURE_MS;
+            drop(ks);
+            log(&format!("tollgate: JWKS fetch from {url} failed, keeping the last good set: {e}"));
+        }
+    }
+}
+
+/// Merges the sources into a new key set if anything changed, reusing imported
+/// WebCrypto keys, and empties the verified-token cache of keys that went away.
+fn rebuild(iso: &Rc<Isolate>) {
+    let mut ks = iso.keys.borrow_mut();
+    let mut keys = Vec::new();
+    let mut meta = Vec::new();
+    for (source, state) in iso.config.sources.iter().zip(&ks.sources) {
+        let issuers = match source {
+            KeySource::Url { issuers, .. } => issuers.clone(),
+            KeySource::Inline => None,
+        };
+        for k in state.keys.iter().flatten() {
+            let fingerprint = key_fingerprint(k);
+            let reused = ks.current.as_ref().and_then(|c| {
+                c.meta.iter().find(|m| m.fingerprint == fingerprint).and_then(|m| m.crypto_key.borrow().clone())
+            });
+            meta.push(KeyMeta { fingerprint, issuers: issuers.clone(), crypto_key: RefCell::new(reused) });
+            keys.push(k.clone());
+        }
+    }
+    let old: Option<Vec<(KeyFingerprint, Option<Vec<String>>)>> =
+        ks.current.as_ref().map(|c| c.meta.iter().map(|m| (m.fingerprint, m.issuers.clone())).collect());
+    let new: Vec<(KeyFingerprint, Option<Vec<String>>)> =
+        meta.iter().map(|m| (m.fingerprint, m.issuers.clone())).collect();
+    if old.as_ref() == Some(&new) || (old.is_none() && new.is_empty()) {
+        return; // unchanged, or nothing loaded yet (requests answer 503 jwks_unavailable)
+    }
+    let set = KeySet { verifier: Verifier::new(Jwks::from_keys(keys), iso.config.policy.clone()), meta };
+    let keep = set.fingerprints();
+    ks.current = Some(Rc::new(set));
+    drop(ks);
+    if old.is_some() {
+        let dropped = iso.tokens.borrow_mut().retain_keys(|k| keep.contains(k));
+        log(&format!("tollgate: key set changed ({} keys); {dropped} cached tokens dropped", keep.len()));
+    }
+}
+
+/// Whether a key (by fingerprint) is in the current set: a verification finished after
+/// its key was rotated out must not enter the token cache.
+pub fn is_current_key(iso: &Isolate, fingerprint: &KeyFingerprint) -> bool {
+    iso.keys.borrow().current.as_ref().is_some_and(|c| c.meta.iter().any(|m| &m.fingerprint == fingerprint))
+}
+
+/// A key's identity: `kid`, `alg`, `use` and the key material.
+pub fn key_fingerprint(k: &Jwk) -> KeyFingerprint {
+    let mut h = Sha256::new();
+    for part in [k.kid.as_deref(), k.alg.as_deref(), k.usage.as_deref()] {
+        match part {
+            Some(p) => {
+                h.update([1]);
+                h.update((p.len() as u64).to_le_bytes());
+                h.update(p.as_bytes());
+            }
+            None => h.update([0]),
+        }
+    }
+    h.update([u8::from(k.ops_allow_verify)]);
+    match &k.material {
+        KeyMaterial::P256(p) => {
+            h.update(b"P256");
+            h.update(p.sec1());
+        }
+        KeyMaterial::Rsa(r) => {
+            h.update(b"RSA");
+            h.update((r.modulus().len() as u64).to_le_bytes());
+            h.update(r.modulus());
+            h.update(r.exponent());
+        }
+        _ => h.update(b"unusable"),
+    }
+    h.finalize().into()
+}
+
+/// Fetches a JWKS document: from the Cache API when allowed and fresh there, else from
+/// the network (then stored in the Cache API when cacheable). Returns the keys and
+/// how long they stay fresh, seconds.
+async fn fetch_jwks(url: &str, use_cache: bool) -> Result<(Vec<Jwk>, f64), FetchError> {
+    if use_cache {
+        if let Some(hit) = cache_get(url).await {
+            return Ok(hit);
+        }
+    }
+    let req = get_request(url, &[("accept", "application/json")])?;
+    let got = fetch_all(&req, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES).await?;
+    if got.status != 200 {
+        return Err(FetchError::Status(got.status));
+    }
+    let jwks = Jwks::from_json(&got.body).map_err(|e| FetchError::Body(e.to_string()))?;
+    let cache_control = got.headers.get("cache-control").ok().flatten().unwrap_or_default();
+    let max_age = freshness_seconds(&cache_control);
+    if max_age >= 1.0 {
+        cache_put(url, &got.body, max_age).await;
+    }
+    Ok((jwks.keys().to_vec(), max_age.max(1.0)))
+}
+
+/// Seconds a document stays fresh under its `Cache-Control` (`no-store`/`no-cache` → 0;
+/// `s-maxage` over `max-age`; absent → [`DEFAULT_MAX_AGE`]; at most a day).
+pub fn freshness_seconds(cache_control: &str) -> f64 {
+    let mut max_age = None;
+    let mut s_maxage = None;
+    for directive in cache_control.split(',') {
+        let d = directive.trim().to_ascii_lowercase();
+        if d == "no-store" || d == "no-cache" {
+            return 0.0;
+        }
+        if let Some(v) = d.strip_prefix("s-maxage=") {
+            s_maxage = v.trim_matches('"').parse::<f64>().ok();
+        } else if let Some(v) = d.strip_prefix("max-age=") {
+            max_age = v.trim_matches('"').parse::<f64>().ok();
+        }
+    }
+    s_maxage.or(max_age).unwrap_or(DEFAULT_MAX_AGE).clamp(0.0, 86_400.0)
+}
+
+async fn cache_get(url: &str) -> Option<(Vec<Jwk>, f64)> {
+    let cache = worker::Cache::default();
+    let mut resp = cache.get(url, true).await.ok().flatten()?;
+    let fetched_at: f64 = resp.headers().get(FETCHED_AT).ok().flatten()?.parse().ok()?;
+    let cc = resp.headers().get("cache-control").ok().flatten().unwrap_or_default();
+    let left = fetched_at / 1000.0 + freshness_seconds(&cc) - now_ms() / 1000.0;
+    if left < 1.0 {
+        return None;
+    }
+    let body = resp.bytes().await.ok()?;
+    let jwks = Jwks::from_json(&body).ok()?;
+    Some((jwks.keys().to_vec(), left))
+}
+
+async fn cache_put(url: &str, body: &[u8], max_age: f64) {
+    let headers = worker::Headers::new();
+    let stored = headers
+        .set("cache-control", &format!("max-age={}", max_age as u64))
+        .and_then(|()| headers.set(FETCHED_AT, &format!("{}", now_ms() as u64)))
+        .and_then(|()| headers.set("content-type", "application/json"));
+    if stored.is_err() {
+        return;
+    }
+    let Ok(resp) = worker::Response::from_bytes(body.to_vec()) else { return };
+    if let Err(e) = worker::Cache::default().put(url, resp.with_headers(headers)).await {
+        log(&format!("tollgate: Cache API put for {url} failed: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(freshness_seconds(""), DEFAULT_MAX_AGE);
+        assert_eq!(freshness_seconds("public, max-age=60"), 60.0);
+        assert_eq!(freshness_seconds("max-age=60, s-maxage=120"), 120.0);
+        assert_eq!(freshness_seconds("Max-Age=7, must-revalidate"), 7.0);
+        assert_eq!(freshness_seconds("no-store"), 0.0);
+        assert_eq!(freshness_seconds("max-age=99999999"), 86_400.0);
+        assert_eq!(freshness_seconds("max-age=junk"), DEFAULT_MAX_AGE);
+    }
+
+    #[test]
+    fn fingerprints_follow_kid_and_material() {
+        let jwks = Jwks::from_json(crate::testkeys::jwks_json().as_bytes()).unwrap();
+        let k = &jwks.keys()[0];
+        let mut renamed = k.clone();
+        renamed.kid = Some("other".into());
+        assert_eq!(key_fingerprint(k), key_fingerprint(&k.clone()));
+        assert_ne!(key_fingerprint(k), key_fingerprint(&renamed));
+    }
+}

@@ -1,0 +1,256 @@
+//! The per-isolate denylist replica.
+//!
+//! The first request of an isolate takes a signed snapshot (`GET /v1/denylist`); after
+//! that, one background long-poll at a time (`GET /v1/denylist?since=SEQ&wait=S`, run
+//! under `ctx.wait_until` so requests do not wait for it) pulls signed deltas. Every
+//! message's signature is verified by the core before anything in it is applied. A 410
+//! (the service no longer holds events after our sequence) or a gap means: take a
+//! snapshot again.
+//!
+//! Staleness is the time since the service last answered (a delta, an empty long-poll,
+//! or a snapshot). The long-poll waits at most half the staleness bound, so a healthy
+//! service keeps the replica fresh. When the replica is staler than
+//! `TOLLGATE_MAX_STALENESS_SECONDS`, the request tries one short inline sync (shared by
+//! concurrent requests, at most one attempt a second); if that fails too, fail mode
+//! `closed` answers 503 and `open` lets the request through on the replica it has.
+
+use std::rc::Rc;
+
+use tollgate_core::{Claims, Denylist, WireError};
+
+use crate::config::{FailMode, Revocation};
+use crate::error::FetchError;
+use crate::isolate::Isolate;
+use crate::platform::{fetch_all, get_request, log, now_ms, sleep};
+
+/// Largest snapshot or delta accepted, bytes (a 1M-entry snapshot is about 12 MB).
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Deadline of an inline sync (a request waits at most this long for the service).
+const INLINE_TIMEOUT_MS: u64 = 3_000;
+/// Least time between two inline sync attempts after a failure.
+const INLINE_RETRY_MS: f64 = 1_000.0;
+/// Least time between two background polls after a failed one.
+const POLL_BACKOFF_MS: f64 = 1_000.0;
+
+/// The replica's state.
+#[derive(Debug)]
+pub struct Replica {
+    list: Option<Denylist>,
+    last_ok_ms: f64,
+    poll_since_ms: Option<f64>,
+    next_poll_ms: f64,
+    inline_since_ms: Option<f64>,
+    last_inline_fail_ms: f64,
+    last_prune_ms: f64,
+}
+
+impl Default for Replica {
+    fn default() -> Replica {
+        Replica {
+            list: None,
+            last_ok_ms: f64::NEG_INFINITY,
+            poll_since_ms: None,
+            next_poll_ms: f64::NEG_INFINITY,
+            inline_since_ms: None,
+            last_inline_fail_ms: f64::NEG_INFINITY,
+            last_prune_ms: f64::NEG_INFINITY,
+        }
+    }
+}
+
+/// Whether the denylist may be trusted for this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// No revocation service is configured.
+    Off,
+    /// Within the staleness bound.
+    Fresh,
+    /// Too stale, fail mode `open`: check what we have and let through.
+    FailOpen,
+    /// Too stale, fail mode `closed`: answer 503 with this `Retry-After`.
+    Stale {
+        /// Seconds.
+        retry_after: u64,
+    },
+}
+
+impl Replica {
+    /// Whether verified claims are revoked according to the replica held.
+    pub fn is_revoked(&self, claims: &Claims) -> bool {
+        self.list.as_ref().is_some_and(|l| l.check(claims).is_err())
+    }
+
+    /// The replica's sequence number and entry count (0, 0 before the first snapshot).
+    pub fn status(&self) -> (u64, usize) {
+        self.list.as_ref().map_or((0, 0), |l| (l.seq(), l.len()))
+    }
+
+    fn fresh(&self, rev: &Revocation, now: f64) -> bool {
+        self.list.is_some() && now - self.last_ok_ms <= rev.max_staleness_seconds as f64 * 1000.0
+    }
+}
+
+/// How long a long-poll waits on the service, seconds: half the staleness bound, 1–20.
+fn poll_wait_seconds(rev: &Revocation) -> u64 {
+    (rev.max_staleness_seconds / 2).clamp(1, 20)
+}
+
+/// Decides whether the request may rely on the denylist, syncing first if needed, and
+/// keeps one background long-poll running.
+pub async fn ensure_fresh(iso: &Rc<Isolate>, ctx: &worker::Context) -> Freshness {
+    let Some(rev) = iso.config.revocation.as_ref() else { return Freshness::Off };
+    start_poll(iso, ctx);
+    if iso.replica.borrow().fresh(rev, now_ms()) {
+        return Freshness::Fresh;
+    }
+    inline_sync(iso, rev).await;
+    start_poll(iso, ctx);
+    let now = now_ms();
+    if iso.replica.borrow().fresh(rev, now) {
+        return Freshness::Fresh;
+    }
+    match rev.fail_mode {
+        FailMode::Open => Freshness::FailOpen,
+        FailMode::Closed => Freshness::Stale { retry_after: 2 },
+    }
+}
+
+/// Runs one short sync in this request, or waits for the one another request runs.
+async fn inline_sync(iso: &Rc<Isolate>, rev: &Revocation) {
+    let deadline = now_ms() + INLINE_TIMEOUT_MS as f64 + 500.0;
+    loop {
+        let now = now_ms();
+        let (running, failed_recently) = {
+            let r = iso.replica.borrow();
+            let running = r.inline_since_ms.is_some_and(|t| now - t < INLINE_TIMEOUT_MS as f64 + 1_000.0);
+            (running, now - r.last_inline_fail_ms < INLINE_RETRY_MS)
+        };
+        if !running {
+            if failed_recently {
+                return;
+            }
+            break;
+        }
+        if now > deadline || iso.replica.borrow().fresh(rev, now) {
+            return;
+        }
+        // Another request is syncing: wait on our own timer (never on its I/O, which
+        // belongs to its request) and look again.
+        sleep(5).await;
+    }
+    iso.replica.borrow_mut().inline_since_ms = Some(now_ms());
+    let result = sync_once(iso, rev, 0, INLINE_TIMEOUT_MS).await;
+    let mut r = iso.replica.borrow_mut();
+    r.inline_since_ms = None;
+    if let Err(e) = result {
+        r.last_inline_fail_ms = now_ms();
+        drop(r);
+        log(&format!("tollgate: denylist sync from {} failed: {e}", rev.url));
+    }
+}
+
+/// Starts the background long-poll unless one is running (or the last failed < 1 s ago).
+fn start_poll(iso: &Rc<Isolate>, ctx: &worker::Context) {
+    let Some(rev) = iso.config.revocation.as_ref() else { return };
+    let wait = poll_wait_seconds(rev);
+    let timeout_ms = (wait + 5) * 1000;
+    let now = now_ms();
+    {
+        let mut r = iso.replica.borrow_mut();
+        if r.list.is_none() || now < r.next_poll_ms {
+            return;
+        }
+        // A poll whose request context went away never clears its flag: time it out.
+        if r.poll_since_ms.is_some_and(|t| now - t < timeout_ms as f64 + 1_000.0) {
+            return;
+        }
+        r.poll_since_ms = Some(now);
+    }
+    let iso = Rc::clone(iso);
+    ctx.wait_until(async move {
+        let Some(rev) = iso.config.revocation.as_ref() else { return };
+        let result = sync_once(&iso, rev, wait, timeout_ms).await;
+        let mut r = iso.replica.borrow_mut();
+        r.poll_since_ms = None;
+        if let Err(e) = result {
+            r.next_poll_ms = now_ms() + POLL_BACKOFF_MS;
+            drop(r);
+            log(&format!("tollgate: denylist long-poll to {} failed: {e}", rev.url));
+        }
+    });
+}
+
+/// One exchange with the service: a delta after our sequence (long-polling `wait`
+/// seconds), or a snapshot when we have none or the service says 410.
+async fn sync_once(iso: &Rc<Isolate>, rev: &Revocation, wait: u64, timeout_ms: u64) -> Result<(), FetchError> {
+    let seq = iso.replica.borrow().list.as_ref().map(Denylist::seq);
+    if let Some(seq) = seq {
+        let url = format!("{}/v1/denylist?since={seq}&wait={wait}", rev.url);
+        let got = fetch_all(&request(rev, &url)?, timeout_ms, MAX_MESSAGE_BYTES).await?;
+        match got.status {
+            200 => {
+                let mut r = iso.replica.borrow_mut();
+                let Some(list) = r.list.as_mut() else { return Err(FetchError::Body("replica vanished".into())) };
+                match list.apply_delta(&got.body, &rev.key) {
+                    // An older answer than one already applied (an inline sync overtook
+                    // this poll) still proves the service is reachable.
+                    Ok(_) | Err(WireError::Backwards { .. }) => {
+                        mark_ok(&mut r);
+                        return Ok(());
+                    }
+                    Err(WireError::Gap { .. }) => {}
+                    Err(e) => return Err(FetchError::Body(e.to_string())),
+                }
+            }
+            204 | 304 => {
+                mark_ok(&mut iso.replica.borrow_mut());
+                return Ok(());
+            }
+            410 => {}
+            s => return Err(FetchError::Status(s)),
+        }
+    }
+    let url = format!("{}/v1/denylist", rev.url);
+    let got = fetch_all(&request(rev, &url)?, timeout_ms, MAX_MESSAGE_BYTES).await?;
+    if got.status != 200 {
+        return Err(FetchError::Status(got.status));
+    }
+    let mut r = iso.replica.borrow_mut();
+    let mut list = r.list.take().unwrap_or_else(|| Denylist::new([0; 16]));
+    let result = list.apply_snapshot(&got.body, &rev.key);
+    r.list = Some(list);
+    match result {
+        Ok(()) | Err(WireError::Backwards { .. }) => {
+            mark_ok(&mut r);
+            Ok(())
+        }
+        Err(e) => {
+            // A failed first snapshot leaves no replica, never an empty one that passes all.
+            if seq.is_none() {
+                r.list = None;
+            }
+            Err(FetchError::Body(e.to_string()))
+        }
+    }
+}
+
+fn mark_ok(r: &mut Replica) {
+    let now = now_ms();
+    r.last_ok_ms = now;
+    if now - r.last_prune_ms > 60_000.0 {
+        r.last_prune_ms = now;
+        if let Some(list) = r.list.as_mut() {
+            // Entries outlive every token they cover; keep a day of margin for leeway.
+            list.prune(((now / 1000.0) as u64).saturating_sub(86_400));
+        }
+    }
+}
+
+fn request(rev: &Revocation, url: &str) -> Result<web_sys::Request, FetchError> {
+    let auth = rev.token.as_ref().map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("accept", "application/octet-stream")];
+    if let Some(a) = auth.as_deref() {
+        headers.push(("authorization", a));
+    }
+    get_request(url, &headers)
+}

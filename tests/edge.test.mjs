@@ -1,0 +1,391 @@
+// End-to-end tests of the Worker (edge/worker) in real workerd through `wrangler dev`,
+// with a real revocation service, a local JWKS host, a local origin, and tokens minted
+// by `jose` (an independent library) and by `tollgate mint`.
+//
+// Run through edge/worker/test.sh (it builds everything and sets the paths). Tests run
+// in file order against one stack; every wait polls a condition with a deadline.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+
+import * as jose from 'jose';
+
+import { stopAll, waitFor } from './lib/procs.mjs';
+import { startOrigin, startJwksHost } from './lib/servers.mjs';
+import { startRevocation, startWorker, need, logDir } from './lib/stack.mjs';
+
+const ISS = 'https://issuer.test';
+const AUD = 'https://api.test';
+const GOOGLE_AUD = '1234-tollgate.apps.googleusercontent.com';
+const KAKAO_AUD = 'kakao-rest-api-key';
+const MAX_STALENESS = 3;
+const COOLDOWN = 5;
+
+let origin;
+let jwks;
+let svc;
+let worker;
+const keys = {};
+let cliKeyPem;
+
+const now = () => Math.floor(Date.now() / 1000);
+const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+async function keyPair(alg, kid) {
+  const { publicKey, privateKey } = await jose.generateKeyPair(alg, { extractable: true });
+  const jwk = { ...(await jose.exportJWK(publicKey)), kid, alg, use: 'sig' };
+  return { alg, kid, privateKey, jwk };
+}
+
+/** A token signed by `key` with sensible defaults; `claims` override or (undefined) remove. */
+async function mint(key, claims = {}, header = {}) {
+  const t = now();
+  const payload = { iss: ISS, aud: AUD, sub: 'alice', sid: `s-${randomUUID()}`, jti: randomUUID(), iat: t, exp: t + 600, ...claims };
+  for (const k of Object.keys(payload)) if (payload[k] === undefined) delete payload[k];
+  // CompactSign, not SignJWT: it signs any payload, so malformed claims can be tested.
+  return new jose.CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT', ...header })
+    .sign(key.privateKey);
+}
+
+function call(pathname, { token, headers = {}, cookie, method = 'GET', body } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  if (cookie) h.cookie = cookie;
+  return fetch(`${worker.url}${pathname}`, { method, headers: h, body });
+}
+
+/** The last request the origin saw for `pathname` (unique paths keep tests apart). */
+function seenAt(pathname) {
+  return origin.seen.filter((r) => r.url === pathname).at(-1);
+}
+
+async function expectRejected(resp, status, reason) {
+  const body = await resp.json();
+  assert.equal(resp.status, status, JSON.stringify(body));
+  if (status === 401 && reason) {
+    assert.equal(body.error, 'invalid_token');
+    assert.equal(body.reason, reason);
+    assert.equal(resp.headers.get('www-authenticate'), `Bearer error="invalid_token", error_description="${reason}"`);
+  }
+  return body;
+}
+
+before(async () => {
+  origin = await startOrigin();
+  jwks = await startJwksHost();
+  keys.es = await keyPair('ES256', 'primary-es');
+  keys.rs = await keyPair('RS256', 'primary-rs');
+  keys.rot1 = await keyPair('ES256', 'rot-1');
+  keys.google = await keyPair('RS256', 'google-1');
+  keys.kakao = await keyPair('RS256', 'kakao-1');
+  keys.stranger = await keyPair('ES256', 'stranger');
+
+  // A key made by the project's CLI; its tokens come from `tollgate mint`.
+  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-cli-'));
+  execFileSync(need('TOLLGATE_BIN'), ['keygen', 'es256', '--out', path.join(dir, 'cli')], { stdio: 'ignore' });
+  cliKeyPem = path.join(dir, 'cli.pem');
+  const cliJwk = JSON.parse(readFileSync(path.join(dir, 'cli.jwks.json'), 'utf8')).keys[0];
+
+  jwks.docs['/primary.json'] = { keys: [keys.es.jwk, keys.rs.jwk, cliJwk] };
+  jwks.maxAge['/primary.json'] = 300;
+  jwks.docs['/rotating.json'] = { keys: [keys.rot1.jwk] };
+  jwks.maxAge['/rotating.json'] = 1;
+  jwks.docs['/google.json'] = { keys: [keys.google.jwk] };
+  jwks.docs['/kakao.json'] = { keys: [keys.kakao.jwk] };
+
+  svc = await startRevocation();
+  worker = await startWorker({
+    TOLLGATE_ORIGIN: origin.url,
+    TOLLGATE_JWKS_URLS: JSON.stringify([jwks.url('/primary.json'), jwks.url('/rotating.json'), 'google', 'kakao']),
+    TOLLGATE_PRESET_JWKS_URLS: JSON.stringify({ google: jwks.url('/google.json'), kakao: jwks.url('/kakao.json') }),
+    TOLLGATE_ISSUERS: JSON.stringify([ISS, 'google', 'kakao']),
+    TOLLGATE_AUDIENCES: JSON.stringify([AUD, GOOGLE_AUD, KAKAO_AUD]),
+    TOLLGATE_REVOCATION_URL: svc.url,
+    TOLLGATE_REVOCATION_TOKEN: svc.readKey,
+    TOLLGATE_DENYLIST_KEY: await svc.publicJwk(),
+    TOLLGATE_MAX_STALENESS_SECONDS: String(MAX_STALENESS),
+    TOLLGATE_JWKS_COOLDOWN_SECONDS: String(COOLDOWN),
+    TOLLGATE_ROUTES: JSON.stringify([
+      { path: '/public/*', auth: 'none' },
+      { path: '/admin/*', roles_any: ['admin'] },
+      { path: '/reports/*', methods: ['POST'], scopes_all: ['reports:read', 'reports:write'] },
+      { path: '/*', auth: 'required' },
+    ]),
+  });
+});
+
+after(async () => {
+  await stopAll();
+  await origin?.close();
+  await jwks?.close();
+  console.log(`# logs: ${logDir}`);
+});
+
+test('concurrent cold requests share one JWKS fetch', async () => {
+  assert.equal(jwks.count('/primary.json'), 0, 'nothing fetched before the first token');
+  const token = await mint(keys.es);
+  const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => call(`/cold/${i}`, { token })));
+  assert.deepEqual(replies.map((r) => r.status), Array(12).fill(200));
+  assert.equal(jwks.count('/primary.json'), 1);
+});
+
+test('valid ES256 token from jose: 200 with the identity headers at the origin', async () => {
+  const sid = `s-${randomUUID()}`;
+  const token = await mint(keys.es, { sub: 'alice', sid, role: 'user' });
+  const r = await call('/profile/es', { token });
+  assert.equal(r.status, 200);
+  const seen = seenAt('/profile/es');
+  assert.equal(seen.headers['x-tollgate-sub'], 'alice');
+  assert.equal(seen.headers['x-tollgate-sid'], sid);
+  const claims = JSON.parse(Buffer.from(seen.headers['x-tollgate-claims'], 'base64url').toString());
+  assert.deepEqual(claims, jose.decodeJwt(token));
+});
+
+test('valid RS256 token from jose and ES256 token from `tollgate mint`', async () => {
+  assert.equal((await call('/profile/rs', { token: await mint(keys.rs) })).status, 200);
+  const token = execFileSync(need('TOLLGATE_BIN'), ['mint', '--key', cliKeyPem, '--sub', 'carol', '--sid', 'cli-1', '--iss', ISS, '--aud', AUD], {
+    encoding: 'utf8',
+  }).trim();
+  assert.equal((await call('/profile/cli', { token })).status, 200);
+  assert.equal(seenAt('/profile/cli').headers['x-tollgate-sub'], 'carol');
+});
+
+test('spoofed X-Tollgate-* headers are stripped on every route', async () => {
+  const spoof = { 'x-tollgate-sub': 'mallory', 'X-Tollgate-Claims': 'e30', 'x-tollgate-admin': 'yes' };
+  const r = await call('/spoof/protected', { token: await mint(keys.es, { sub: 'alice', sid: undefined }), headers: spoof });
+  assert.equal(r.status, 200);
+  const seen = seenAt('/spoof/protected');
+  assert.equal(seen.headers['x-tollgate-sub'], 'alice');
+  assert.equal(seen.headers['x-tollgate-admin'], undefined);
+  assert.equal(seen.headers['x-tollgate-sid'], undefined, 'no sid claim, no sid header');
+  assert.notEqual(seen.headers['x-tollgate-claims'], 'e30');
+
+  assert.equal((await call('/public/spoof', { headers: spoof })).status, 200);
+  const pub = seenAt('/public/spoof');
+  assert.deepEqual(Object.keys(pub.headers).filter((h) => h.startsWith('x-tollgate-')), []);
+});
+
+test('no token: 401 with the realm, origin not reached', async () => {
+  const r = await call('/nothing');
+  assert.equal(r.status, 401);
+  assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="tollgate"');
+  assert.deepEqual(await r.json(), { error: 'unauthorized', reason: 'missing_token' });
+  assert.equal(seenAt('/nothing'), undefined);
+});
+
+test('every rejection class: 401 with its reason; expired carries TOKEN_EXPIRED', async () => {
+  const t = now();
+  const good = await mint(keys.es);
+  const [h, p] = good.split('.');
+  const cases = [
+    ['expired', await mint(keys.es, { iat: t - 7200, exp: t - 3600 })],
+    ['not_yet_valid', await mint(keys.es, { nbf: t + 3600 })],
+    ['invalid_issuer', await mint(keys.es, { iss: 'https://evil.test' })],
+    ['invalid_audience', await mint(keys.es, { aud: 'https://other.test' })],
+    ['missing_claim', await mint(keys.es, { exp: undefined })],
+    ['invalid_claim', await mint(keys.es, { exp: 'tomorrow' })],
+    ['invalid_signature', `${h}.${b64({ ...jose.decodeJwt(good), sub: 'admin' })}.${good.split('.')[2]}`],
+    ['unsupported_algorithm', `${b64({ alg: 'none', kid: 'primary-es' })}.${p}.`],
+    ['unsupported_algorithm', `${b64({ alg: 'HS256', kid: 'primary-es' })}.${p}.${b64('mac')}`],
+    // The header is rejected before the signature is looked at, so any signature will do.
+    ['unsupported_critical_header', `${b64({ alg: 'ES256', kid: 'primary-es', crit: ['x'], x: 1 })}.${p}.${good.split('.')[2]}`],
+    // A kid the JWKS has, but for another algorithm: no usable key (and no refetch).
+    ['unknown_key', `${b64({ alg: 'RS256', kid: 'primary-es' })}.${p}.${good.split('.')[2]}`],
+    ['malformed', 'not-a-jwt'],
+    ['malformed', `${h}.${p}`],
+    ['too_large', `${h}.${'A'.repeat(9000)}.${good.split('.')[2]}`],
+  ];
+  for (const [reason, token] of cases) {
+    const r = await call('/rejected', { token });
+    const body = await expectRejected(r, 401, reason);
+    assert.equal(body.code, reason === 'expired' ? 'TOKEN_EXPIRED' : undefined, reason);
+  }
+  assert.equal(seenAt('/rejected'), undefined, 'no rejected request reached the origin');
+});
+
+test('token from the access_token cookie; Bearer is taken first', async () => {
+  const token = await mint(keys.es, { sub: 'cookie-user' });
+  const r = await call('/cookie', { cookie: `theme=dark; access_token=${token}; lang=ko` });
+  assert.equal(r.status, 200);
+  assert.equal(seenAt('/cookie').headers['x-tollgate-sub'], 'cookie-user');
+  const both = await call('/cookie2', { token: 'garbage', cookie: `access_token=${token}` });
+  await expectRejected(both, 401, 'malformed');
+});
+
+test('role and scope rules: 403 insufficient_scope, 200 when met', async () => {
+  const user = await mint(keys.es, { role: 'user' });
+  const r = await call('/admin/panel', { token: user });
+  assert.equal(r.status, 403);
+  assert.match(r.headers.get('www-authenticate'), /^Bearer error="insufficient_scope"/);
+  assert.equal((await r.json()).error, 'insufficient_scope');
+  assert.equal((await call('/admin/panel', { token: await mint(keys.es, { roles: ['viewer', 'admin'] }) })).status, 200);
+
+  const readOnly = await mint(keys.es, { scope: 'reports:read' });
+  assert.equal((await call('/reports/q1', { token: readOnly, method: 'POST', body: '{}' })).status, 403);
+  assert.equal((await call('/reports/q1', { token: readOnly })).status, 200, 'the rule covers POST only');
+  const rw = await mint(keys.es, { scope: 'reports:write reports:read' });
+  const posted = await call('/reports/q1', { token: rw, method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } });
+  assert.equal(posted.status, 200);
+  assert.equal(seenAt('/reports/q1').body, '{"n":1}', 'request body forwarded');
+});
+
+test('unknown-kid storm is bounded: at most one JWKS refetch per cooldown', async () => {
+  const before = { primary: jwks.count('/primary.json'), google: jwks.count('/google.json') };
+  const started = Date.now();
+  const tokens = await Promise.all(Array.from({ length: 60 }, () => mint({ ...keys.stranger, kid: `random-${randomUUID()}` })));
+  const replies = [];
+  for (let i = 0; i < tokens.length; i += 15) {
+    replies.push(...(await Promise.all(tokens.slice(i, i + 15).map((token) => call('/storm', { token })))));
+  }
+  const elapsed = (Date.now() - started) / 1000;
+  for (const r of replies) await expectRejected(r, 401, 'unknown_key');
+  const bound = 1 + Math.floor(elapsed / COOLDOWN);
+  for (const [name, p] of [['primary', '/primary.json'], ['google', '/google.json']]) {
+    const n = jwks.count(p) - before[name];
+    console.log(`# storm: 60 random kids in ${elapsed.toFixed(2)} s → ${n} refetch(es) of ${p} (bound ${bound})`);
+    assert.ok(n >= 1 && n <= bound, `${p}: ${n} refetches, bound ${bound}`);
+  }
+});
+
+test('key rotation: a new kid is picked up, the old key verifies until removed', async () => {
+  // New key on the long-lived primary document: the first token naming it makes the
+  // Worker refetch (once the storm's cooldown is over).
+  const es2 = await keyPair('ES256', 'primary-es-2');
+  jwks.docs['/primary.json'] = { keys: [...jwks.docs['/primary.json'].keys, es2.jwk] };
+  const fresh = await mint(es2);
+  const t0 = Date.now();
+  await waitFor('the new kid to verify', async () => (await call('/rotate/new', { token: fresh })).status === 200, {
+    timeoutMs: (COOLDOWN + 10) * 1000,
+    intervalMs: 250,
+  });
+  console.log(`# rotation: new kid accepted ${Date.now() - t0} ms after it was published (after the storm test's ${COOLDOWN} s cooldown)`);
+  assert.equal((await call('/rotate/old', { token: await mint(keys.es) })).status, 200, 'old key still valid');
+
+  // Removal on the short-lived document: the hot (cached) token of the removed key is
+  // rejected once the Worker refreshes the document, the new key keeps working.
+  const rot2 = await keyPair('ES256', 'rot-2');
+  jwks.docs['/rotating.json'] = { keys: [keys.rot1.jwk, rot2.jwk] };
+  const oldTok = await mint(keys.rot1);
+  const newTok = await mint(rot2);
+  assert.equal((await call('/rotate/r1', { token: oldTok })).status, 200);
+  await waitFor('rot-2 to verify', async () => (await call('/rotate/r2', { token: newTok })).status === 200, { timeoutMs: 15000, intervalMs: 200 });
+  jwks.docs['/rotating.json'] = { keys: [rot2.jwk] };
+  await waitFor('the removed key to stop verifying', async () => {
+    const r = await call('/rotate/r1', { token: oldTok });
+    if (r.status === 200) return false;
+    await expectRejected(r, 401, 'unknown_key');
+    return true;
+  }, { timeoutMs: 15000, intervalMs: 200 });
+  assert.equal((await call('/rotate/r2', { token: newTok })).status, 200);
+});
+
+test('Google- and Kakao-style RS256 ID tokens verify against stand-in preset JWKS', async () => {
+  const google = (iss) =>
+    mint(keys.google, { iss, aud: GOOGLE_AUD, sub: '1098765432', sid: undefined, jti: undefined, email: 'a@gmail.test', email_verified: true, azp: GOOGLE_AUD });
+  assert.equal((await call('/id/google1', { token: await google('https://accounts.google.com') })).status, 200);
+  assert.equal((await call('/id/google2', { token: await google('accounts.google.com') })).status, 200);
+  assert.equal(seenAt('/id/google2').headers['x-tollgate-sub'], '1098765432');
+  const kakao = await mint(keys.kakao, { iss: 'https://kauth.kakao.com', aud: KAKAO_AUD, sub: '3141592653', sid: undefined, nickname: '라이언' });
+  assert.equal((await call('/id/kakao', { token: kakao })).status, 200);
+  const claims = JSON.parse(Buffer.from(seenAt('/id/kakao').headers['x-tollgate-claims'], 'base64url').toString());
+  assert.equal(claims.nickname, '라이언');
+  // Preset keys vouch only for their provider's issuers.
+  await expectRejected(await call('/id/cross', { token: await mint(keys.google, { iss: ISS }) }), 401, 'invalid_issuer');
+});
+
+test('logout posted to the service → the same token is rejected (revoked)', async () => {
+  const sid = `logout-${randomUUID()}`;
+  const token = await mint(keys.es, { sid });
+  assert.equal((await call('/logout/before', { token })).status, 200);
+  assert.equal((await call('/logout/before', { token })).status, 200, 'hot: from the verified-token cache');
+  const t0 = performance.now();
+  await svc.post({ kind: 'logout', sid, exp: now() + 3600 });
+  const acked = performance.now();
+  await waitFor('the Worker to reject the logged-out token', async () => (await call('/logout/after', { token })).status === 401, {
+    timeoutMs: 10000,
+    intervalMs: 5,
+  });
+  const done = performance.now();
+  console.log(`# propagation: logout acknowledged in ${(acked - t0).toFixed(1)} ms; Worker rejecting ${(done - acked).toFixed(1)} ms after the ack`);
+  await expectRejected(await call('/logout/after', { token }), 401, 'revoked');
+
+  // One token by jti, every token of a subject issued before a cutoff.
+  const jtiTok = await mint(keys.es);
+  assert.equal((await call('/revoke/jti', { token: jtiTok })).status, 200);
+  await svc.post({ kind: 'revoke_token', jti: jose.decodeJwt(jtiTok).jti, exp: now() + 3600 });
+  await waitFor('jti revocation', async () => (await call('/revoke/jti', { token: jtiTok })).status === 401, { timeoutMs: 10000, intervalMs: 20 });
+  const oldTok = await mint(keys.es, { sub: 'dave', iat: now() - 100 });
+  await svc.post({ kind: 'revoke_subject', sub: 'dave', before: now() - 10, exp: now() + 3600 });
+  await waitFor('subject revocation', async () => (await call('/revoke/sub', { token: oldTok })).status === 401, { timeoutMs: 10000, intervalMs: 20 });
+  const newTok = await mint(keys.es, { sub: 'dave' });
+  assert.equal((await call('/revoke/sub', { token: newTok })).status, 200, 'tokens issued after the cutoff pass');
+});
+
+test('revocation service down: 503 after the staleness bound (fail closed), recovery when it returns', async () => {
+  const token = await mint(keys.es);
+  const revoked = await mint(keys.es, { sid: 'down-test' });
+  await svc.post({ kind: 'logout', sid: 'down-test', exp: now() + 3600 });
+  await waitFor('revocation applied', async () => (await call('/down/revoked', { token: revoked })).status === 401, { timeoutMs: 10000 });
+  assert.equal((await call('/down/ok', { token })).status, 200);
+
+  const killed = Date.now();
+  await svc.kill();
+  const r503 = await waitFor('fail-closed 503', async () => {
+    const r = await call('/down/ok', { token });
+    return r.status === 503 ? r : false;
+  }, { timeoutMs: (MAX_STALENESS + 15) * 1000, intervalMs: 100 });
+  console.log(`# service down: first 503 ${Date.now() - killed} ms after the kill (staleness bound ${MAX_STALENESS} s)`);
+  assert.ok(Number(r503.headers.get('retry-after')) >= 1);
+  assert.deepEqual(await r503.json(), { error: 'unavailable', reason: 'denylist_stale' });
+  // Invalid tokens are still plain 401s, public routes still pass.
+  await expectRejected(await call('/down/bad', { token: 'x.y.z' }), 401, 'malformed');
+  assert.equal((await call('/public/down')).status, 200);
+
+  const restarted = Date.now();
+  await svc.start();
+  await waitFor('recovery', async () => (await call('/down/ok', { token })).status === 200, { timeoutMs: 20000, intervalMs: 100 });
+  console.log(`# service back: 200 again ${Date.now() - restarted} ms after the restart began`);
+  await expectRejected(await call('/down/revoked', { token: revoked }), 401, 'revoked');
+});
+
+test('fail mode open lets verified tokens through a stale replica; invalid configuration is a 500', async () => {
+  const vars = {
+    TOLLGATE_ORIGIN: origin.url,
+    TOLLGATE_JWKS_URLS: JSON.stringify([jwks.url('/primary.json')]),
+    TOLLGATE_ISSUERS: JSON.stringify([ISS]),
+    TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
+    TOLLGATE_REVOCATION_URL: svc.url,
+    TOLLGATE_REVOCATION_TOKEN: svc.readKey,
+    TOLLGATE_DENYLIST_KEY: await svc.publicJwk(),
+    TOLLGATE_MAX_STALENESS_SECONDS: '1',
+  };
+  const [open, broken] = await Promise.all([
+    startWorker({ ...vars, TOLLGATE_FAIL_MODE: 'open' }),
+    startWorker({ ...vars, TOLLGATE_ROUTES: '[{"path": "/*", "roles": "admin"}]' }),
+  ]);
+  const token = await mint(keys.es);
+  const revoked = await mint(keys.es, { sid: 'down-test' }); // logged out in the previous test
+  assert.equal((await fetch(`${open.url}/open/ok`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  await expectRejected(await fetch(`${open.url}/open/revoked`, { headers: { authorization: `Bearer ${revoked}` } }), 401, 'revoked');
+
+  await svc.kill();
+  // Once the fail-closed Worker (bound 3 s) refuses, the open one (bound 1 s) is stale
+  // too: it still answers 200, and still refuses what its replica knows to be revoked.
+  await waitFor('the fail-closed Worker to refuse', async () => (await call('/open/closed', { token })).status === 503, {
+    timeoutMs: 15000,
+    intervalMs: 100,
+  });
+  assert.equal((await fetch(`${open.url}/open/ok`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+  await expectRejected(await fetch(`${open.url}/open/revoked`, { headers: { authorization: `Bearer ${revoked}` } }), 401, 'revoked');
+  await svc.start();
+
+  const r = await fetch(`${broken.url}/x`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 500);
+  assert.deepEqual(await r.json(), { error: 'misconfigured' });
+  await Promise.all([open.stop(), broken.stop()]);
+});

@@ -1,0 +1,86 @@
+// The processes under test: the revocation service (real binary, temp data dir) and
+// the Worker under `wrangler dev` (real workerd), configured by the root wrangler.toml
+// with per-test overrides. Paths come from the environment (edge/worker/test.sh sets them).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { start, stop, waitFor, freePort } from './procs.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (run edge/worker/test.sh)`);
+  return v;
+}
+
+export const logDir = process.env.TOLLGATE_E2E_LOGS ?? mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-logs-'));
+
+/** The revocation service: keys created, started, healthy. `restart()` keeps data and port. */
+export async function startRevocation() {
+  const bin = need('TOLLGATE_REVOCATION_BIN');
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-revocation-'));
+  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
+  const key = (name, scope) =>
+    execFileSync(bin, ['keys', 'create', '--data-dir', dataDir, '--name', name, '--scope', scope], {
+      env: cleanEnv,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 30000,
+    }).trim();
+  const readKey = key('edge-replica', 'denylist:read');
+  const writeKey = key('origin', 'events:write');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const svc = { url, port, dataDir, readKey, writeKey, proc: null };
+  svc.start = async () => {
+    svc.proc = start('revocation', bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+      logFile: path.join(logDir, 'revocation.log'),
+      env: { RUST_LOG: 'warn' },
+      dropTollgateEnv: true,
+    });
+    await waitFor('revocation service /healthz', async () => (await fetch(`${url}/healthz`)).ok, { timeoutMs: 20000 });
+  };
+  svc.kill = async () => stop(svc.proc, { signal: 'SIGKILL' });
+  svc.stop = async () => stop(svc.proc);
+  svc.publicJwk = async () => (await fetch(`${url}/v1/denylist/key`)).text();
+  /** Posts events with the events:write key; resolves to the parsed reply. */
+  svc.post = async (body) => {
+    const r = await fetch(`${url}/v1/events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(`POST /v1/events: ${r.status} ${await r.text()}`);
+    return r.json();
+  };
+  await svc.start();
+  return svc;
+}
+
+/** `wrangler dev` on a free port with `vars` overriding wrangler.toml's [vars]. */
+export async function startWorker(vars) {
+  const node = need('NODE22');
+  const wrangler = need('WRANGLER_JS');
+  const port = await freePort();
+  const inspector = await freePort();
+  const args = [wrangler, 'dev', '-c', path.join(ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port)];
+  args.push('--inspector-port', String(inspector), '--persist-to', mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-wrangler-')));
+  args.push('--log-level', 'log', '--show-interactive-dev-session=false');
+  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
+  const proc = start('wrangler', node, args, {
+    cwd: ROOT,
+    logFile: path.join(logDir, 'wrangler.log'),
+    env: { CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('wrangler dev to answer', async () => {
+    if (proc.exited) throw new Error(`wrangler exited (${proc.code}); see ${proc.logFile}`);
+    await fetch(`${url}/public/ready`); // any answer: workerd is serving the Worker
+    return true;
+  }, { timeoutMs: 90000, intervalMs: 250 });
+  return { url, port, proc, stop: () => stop(proc) };
+}
