@@ -1,13 +1,16 @@
 # shellcheck shell=bash
 # Idempotent installers for every tool the demo and the tests need. Source this file,
-# then call the ensure_* functions you need. Everything lands in git-ignored .tools/
-# (or is a rustup component/toolchain); each function skips work when the right
-# version is already there.
+# then call the ensure_* functions you need. npm-installed tools land in git-ignored
+# .tools/; cargo-installed ones (cargo-fuzz, wasm-bindgen-cli, worker-build) in the
+# user's cargo prefix ($CARGO_INSTALL_ROOT, else $CARGO_HOME, else ~/.cargo), so fresh
+# clones on the same machine do not compile them again; toolchains and targets through
+# rustup. Each function skips work when the right version is already there.
 
 TOLLGATE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$TOLLGATE_ROOT/.tools"
-mkdir -p "$TOOLS/bin" "$TOOLS/cargo/bin"
-export PATH="$TOOLS/bin:$TOOLS/cargo/bin:$HOME/.cargo/bin:$PATH"
+CARGO_TOOLS_ROOT="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}"
+mkdir -p "$TOOLS/bin"
+export PATH="$TOOLS/bin:$CARGO_TOOLS_ROOT/bin:$PATH"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -27,8 +30,8 @@ ensure_fuzz() {
     rustup toolchain install nightly --profile minimal
   fi
   if ! cargo fuzz --version >/dev/null 2>&1; then
-    log "installing cargo-fuzz into .tools/cargo"
-    cargo install cargo-fuzz --version 0.13.2 --locked --root "$TOOLS/cargo"
+    log "installing cargo-fuzz into $CARGO_TOOLS_ROOT"
+    cargo install cargo-fuzz --version 0.13.2 --locked --root "$CARGO_TOOLS_ROOT"
   fi
 }
 
@@ -54,23 +57,23 @@ ensure_wasm_bindgen() {
   want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' "$TOLLGATE_ROOT/Cargo.lock")
   if [ -z "$want" ]; then echo "wasm-bindgen is not in Cargo.lock" >&2; return 1; fi
   if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
-    log "installing wasm-bindgen-cli $want into .tools/cargo"
-    cargo install wasm-bindgen-cli --version "$want" --locked --root "$TOOLS/cargo" 2>/dev/null ||
-      cargo install wasm-bindgen-cli --version "$want" --root "$TOOLS/cargo"
+    log "installing wasm-bindgen-cli $want into $CARGO_TOOLS_ROOT"
+    cargo install wasm-bindgen-cli --version "$want" --locked --root "$CARGO_TOOLS_ROOT" 2>/dev/null ||
+      cargo install wasm-bindgen-cli --version "$want" --root "$CARGO_TOOLS_ROOT"
   fi
-  export WASM_BINDGEN_BIN="$TOOLS/cargo/bin/wasm-bindgen"
+  export WASM_BINDGEN_BIN="$CARGO_TOOLS_ROOT/bin/wasm-bindgen"
 }
 
 # --- edge/worker (issue 4) ---
 
-# worker-build (the workers-rs build command) at a pinned version, into .tools/cargo.
+# worker-build (the workers-rs build command) at a pinned version, into the user's cargo prefix.
 # It would download wasm-bindgen, wasm-opt and esbuild from GitHub; ensure_worker_build
 # points it at local ones instead (WASM_BINDGEN_BIN, WASM_OPT_BIN, ESBUILD_BIN).
 TOLLGATE_WORKER_BUILD_VERSION=0.8.7
 ensure_worker_build() {
   if ! worker-build --version 2>/dev/null | grep -q "$TOLLGATE_WORKER_BUILD_VERSION"; then
-    log "installing worker-build $TOLLGATE_WORKER_BUILD_VERSION into .tools/cargo"
-    cargo install worker-build --version "$TOLLGATE_WORKER_BUILD_VERSION" --locked --root "$TOOLS/cargo"
+    log "installing worker-build $TOLLGATE_WORKER_BUILD_VERSION into $CARGO_TOOLS_ROOT"
+    cargo install worker-build --version "$TOLLGATE_WORKER_BUILD_VERSION" --locked --root "$CARGO_TOOLS_ROOT"
   fi
   ensure_wasm_bindgen
   ensure_esbuild
