@@ -5,9 +5,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tollgate_core::b64;
+use tollgate_core::jwk::{P256Key, RsaKey};
 
 /// A private signing key of either algorithm.
 pub(crate) enum PrivateKey {
@@ -55,30 +55,23 @@ impl PrivateKey {
         }
     }
 
-    /// The public JWK, `kid` = RFC 7638 thumbprint.
-    pub(crate) fn public_jwk(&self) -> Value {
-        let (canonical, mut jwk) = match self {
+    /// The public JWK (core's export: `alg`, `use` sig, `kid` = RFC 7638 thumbprint).
+    pub(crate) fn public_jwk(&self) -> Result<Value> {
+        Ok(match self {
             PrivateKey::Es256(k) => {
                 let p = k.verifying_key().to_encoded_point(false);
-                let (x, y) = (b64::encode(&p.as_bytes()[1..33]), b64::encode(&p.as_bytes()[33..]));
-                (
-                    format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#),
-                    json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
-                )
+                P256Key::from_coordinates(&p.as_bytes()[1..33], &p.as_bytes()[33..])
+                    .map_err(|e| anyhow::anyhow!("public key: {e}"))?
+                    .to_jwk()
             }
-            PrivateKey::Rs256(k) => {
-                let (n, e) = (b64::encode(&k.n().to_bytes_be()), b64::encode(&k.e().to_bytes_be()));
-                (format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#), json!({"kty": "RSA", "n": n, "e": e}))
-            }
-        };
-        jwk["kid"] = json!(b64::encode(&Sha256::digest(canonical.as_bytes())));
-        jwk["alg"] = json!(self.alg());
-        jwk["use"] = json!("sig");
-        jwk
+            PrivateKey::Rs256(k) => RsaKey::from_components(&k.n().to_bytes_be(), &k.e().to_bytes_be())
+                .map_err(|e| anyhow::anyhow!("public key: {e}"))?
+                .to_jwk(),
+        })
     }
 
-    pub(crate) fn kid(&self) -> String {
-        self.public_jwk()["kid"].as_str().unwrap_or_default().to_string()
+    pub(crate) fn kid(&self) -> Result<String> {
+        Ok(self.public_jwk()?["kid"].as_str().unwrap_or_default().to_string())
     }
 
     /// Signs the JWS signing input.

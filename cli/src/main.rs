@@ -163,9 +163,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let pem_path = out.with_extension("pem");
             let jwks_path = PathBuf::from(format!("{}.jwks.json", out.display()));
             write_private(&pem_path, key.to_pem()?.as_bytes())?;
-            let jwks = json!({"keys": [key.public_jwk()]});
+            let jwks = json!({"keys": [key.public_jwk()?]});
             std::fs::write(&jwks_path, serde_json::to_string_pretty(&jwks)? + "\n")?;
-            println!("{}", json!({"private_key": pem_path, "jwks": jwks_path, "kid": key.kid(), "alg": key.alg()}));
+            println!("{}", json!({"private_key": pem_path, "jwks": jwks_path, "kid": key.kid()?, "alg": key.alg()}));
             Ok(ExitCode::SUCCESS)
         }
         Command::Mint { key, sub, ttl, sid, iss, aud, jti, typ, claims, now } => {

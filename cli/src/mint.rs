@@ -22,7 +22,7 @@ pub(crate) struct MintArgs<'a> {
 
 /// Builds and signs a compact JWS.
 pub(crate) fn mint(a: &MintArgs<'_>) -> Result<String> {
-    let header = json!({"alg": a.key.alg(), "typ": a.typ.unwrap_or("JWT"), "kid": a.key.kid()});
+    let header = json!({"alg": a.key.alg(), "typ": a.typ.unwrap_or("JWT"), "kid": a.key.kid()?});
     let mut claims = Map::new();
     if let Some(iss) = a.iss {
         claims.insert("iss".into(), json!(iss));

@@ -8,7 +8,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::alg::Algorithm;
 use crate::b64;
@@ -98,6 +99,13 @@ impl P256Key {
     pub fn sec1(&self) -> &[u8; 65] {
         &self.sec1
     }
+
+    /// The public JWK (`alg` ES256, `use` sig), `kid` its RFC 7638 thumbprint.
+    pub fn to_jwk(&self) -> Value {
+        let (x, y) = (b64::encode(self.x()), b64::encode(self.y()));
+        let kid = thumbprint(&alloc::format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#));
+        json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "alg": "ES256", "use": "sig", "kid": kid})
+    }
 }
 
 impl RsaKey {
@@ -130,6 +138,18 @@ impl RsaKey {
     pub fn exponent(&self) -> &[u8] {
         &self.e
     }
+
+    /// The public JWK (`alg` RS256, `use` sig), `kid` its RFC 7638 thumbprint.
+    pub fn to_jwk(&self) -> Value {
+        let (n, e) = (b64::encode(&self.n), b64::encode(&self.e));
+        let kid = thumbprint(&alloc::format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#));
+        json!({"kty": "RSA", "n": n, "e": e, "alg": "RS256", "use": "sig", "kid": kid})
+    }
+}
+
+/// RFC 7638: base64url of the SHA-256 of the key's canonical required members.
+fn thumbprint(canonical: &str) -> String {
+    b64::encode(&Sha256::digest(canonical.as_bytes()))
 }
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -299,6 +319,23 @@ mod tests {
         assert!(matches!(k.material, KeyMaterial::P256(_)));
         assert!(k.fits(Algorithm::Es256, 2048));
         assert!(!k.fits(Algorithm::Rs256, 2048));
+    }
+
+    #[test]
+    fn exported_jwks_parse_back_with_thumbprint_kids() {
+        let ec = Jwk::from_json(EC.as_bytes()).unwrap();
+        let KeyMaterial::P256(k) = &ec.material else { panic!("not EC") };
+        let jwk = k.to_jwk();
+        let back = Jwk::from_object(jwk.as_object().unwrap()).unwrap();
+        assert!(back.fits(Algorithm::Es256, 0) && !back.fits(Algorithm::Rs256, 0));
+        assert_eq!(jwk["kid"].as_str().unwrap().len(), 43);
+        let mut n: Vec<u8> = (0..256u32).map(|i| (i * 7 + 129) as u8).collect();
+        n[255] |= 1; // an RSA modulus is odd
+        let rsa = RsaKey::from_components(&n, &[1, 0, 1]).unwrap();
+        let jwk = rsa.to_jwk();
+        let back = Jwk::from_object(jwk.as_object().unwrap()).unwrap();
+        assert!(back.fits(Algorithm::Rs256, 2048) && !back.fits(Algorithm::Es256, 0));
+        assert_ne!(jwk["kid"], k.to_jwk()["kid"]);
     }
 
     #[test]

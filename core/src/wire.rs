@@ -28,10 +28,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::b64;
 use crate::denylist::{Cutoff, Denylist, Entry, EntryKind, Fp, FpMap};
 use crate::error::WireError;
 use crate::jwk::P256Key;
@@ -97,7 +95,7 @@ impl DenylistSigner {
 
     /// The public key as a JWK (`kid` is its RFC 7638 thumbprint).
     pub fn public_jwk(&self) -> serde_json::Value {
-        public_jwk(&self.public_key())
+        self.public_key().to_jwk()
     }
 
     fn sign(&self, body: &mut Vec<u8>) {
@@ -105,15 +103,6 @@ impl DenylistSigner {
         let sig: p256::ecdsa::Signature = self.key.sign_prehash(&digest).unwrap_or_else(|_| unreachable!());
         body.extend_from_slice(&sig.to_bytes());
     }
-}
-
-/// A P-256 public key as a JWK with its RFC 7638 thumbprint as `kid`.
-pub fn public_jwk(key: &P256Key) -> serde_json::Value {
-    let x = b64::encode(key.x());
-    let y = b64::encode(key.y());
-    let canonical = alloc::format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    let kid = b64::encode(&Sha256::digest(canonical.as_bytes()));
-    json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "alg": "ES256", "use": "sig", "kid": kid})
 }
 
 fn verify_and_strip<'a>(bytes: &'a [u8], key: &P256Key) -> Result<&'a [u8], WireError> {
