@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion};
 use tollgate_bench::lists::{self, NaiveList, Queries};
 use tollgate_bench::report;
-use tollgate_bench::timing::{measure_interleaved, Case};
+use tollgate_bench::timing::{self, measure_interleaved, measuring, quick, Case};
 use tollgate_core::wire::{self, DenylistSigner};
 
 /// Distinct queries cycled through: enough that their table slots do not stay cached.
@@ -75,29 +75,8 @@ fn snapshot(c: &mut Criterion) {
     g.finish();
 }
 
-/// Whether this is a real measuring run: criterion's own rules (`--bench` given by
-/// `cargo bench`; not a `--test`, `--list` or `--profile-time` run). The interleaved
-/// pass runs only then.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
-}
-
-fn quick() -> bool {
-    std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
 fn main() -> std::io::Result<()> {
-    // Shorter than criterion's defaults (3 s + 5 s) so the whole suite fits in about ten
-    // minutes on two cores; command-line options still override.
-    let c = Criterion::default().warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(4));
-    let c = if quick() {
-        c.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2)).sample_size(20)
-    } else {
-        c
-    };
-    let mut c = c.configure_from_args();
+    let mut c = timing::criterion();
     let mut lines = Vec::new();
     lookups(&mut c, &mut lines);
     snapshot(&mut c);

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tollgate_bench::fixtures::{Alg, Fixture, PublicKey, AUDIENCE, ISSUER, NOW};
 use tollgate_bench::lists;
 use tollgate_bench::report::{self, ids};
-use tollgate_bench::timing::{measure_interleaved, Case};
+use tollgate_bench::timing::{self, measure_interleaved, measuring, quick, Case};
 use tollgate_core::jwk::{P256Key, RsaKey};
 use tollgate_core::signature::Ring;
 use tollgate_core::{Denylist, RustCrypto, SignatureBackend};
@@ -185,29 +185,8 @@ fn bench_alg(c: &mut Criterion, alg: Alg, lines: &mut Vec<String>) {
     lines.extend(results.iter().map(|r| r.to_json(&ids::group(alg))));
 }
 
-/// Whether this is a real measuring run: criterion's own rules (`--bench` given by
-/// `cargo bench`; not a `--test`, `--list` or `--profile-time` run). The interleaved
-/// pass runs only then.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
-}
-
-fn quick() -> bool {
-    std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
-}
-
 fn main() -> std::io::Result<()> {
-    // Shorter than criterion's defaults (3 s + 5 s) so the whole suite fits in about ten
-    // minutes on two cores; command-line options still override.
-    let c = Criterion::default().warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(4));
-    let c = if quick() {
-        c.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2)).sample_size(20)
-    } else {
-        c
-    };
-    let mut c = c.configure_from_args();
+    let mut c = timing::criterion();
     let mut lines = Vec::new();
     for alg in Alg::ALL {
         bench_alg(&mut c, alg, &mut lines);

@@ -91,3 +91,31 @@ pub fn measure_interleaved(budget: Duration, batch: Duration, cases: &mut [Case<
         })
         .collect()
 }
+
+/// Whether this is a real measuring run: criterion's own rules (`--bench` given by
+/// `cargo bench`; not a `--test`, `--list` or `--profile-time` run). The interleaved
+/// pass runs only then.
+pub fn measuring() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
+}
+
+/// Whether `BENCH_QUICK` asks for the shorter settings.
+pub fn quick() -> bool {
+    std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The criterion configuration every bench binary uses: shorter than criterion's
+/// defaults (3 s + 5 s) so the whole suite fits in about ten minutes on two cores,
+/// shorter still under `BENCH_QUICK`; command-line options still override.
+pub fn criterion() -> criterion::Criterion {
+    let c =
+        criterion::Criterion::default().warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(4));
+    let c = if quick() {
+        c.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2)).sample_size(20)
+    } else {
+        c
+    };
+    c.configure_from_args()
+}
