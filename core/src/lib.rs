@@ -29,6 +29,7 @@ extern crate std;
 
 pub mod alg;
 pub mod b64;
+pub mod cache;
 pub mod claims;
 pub mod denylist;
 pub mod error;
@@ -41,6 +42,7 @@ pub mod verify;
 pub mod wire;
 
 pub use alg::{Algorithm, AlgorithmSet};
+pub use cache::TokenCache;
 pub use claims::Claims;
 pub use denylist::{Denylist, Entry, EntryKind};
 pub use error::{Error, JwksError, PolicyError, Reason, WireError};

@@ -4,12 +4,11 @@
 //! `@tollgate/verify`. A thin layer: the verify pipeline, the denylist and the signed
 //! wire format are the core's; this crate adds only what crossing into JS needs.
 //!
-//! - [`verifier`]: `CoreVerifier`, the core verifier plus a verified-token cache, with
-//!   a pure-Rust path (`verify`) and a WebCrypto seam (`begin` → JS
-//!   `crypto.subtle.verify` → `finish`).
+//! - [`verifier`]: `CoreVerifier`, the core verifier plus the core's verified-token
+//!   cache ([`tollgate_core::TokenCache`]), with a pure-Rust path (`verify`) and a
+//!   WebCrypto seam (`begin` → JS `crypto.subtle.verify` → `finish`).
 //! - [`denylist`]: the `Denylist` class (local revocations, signed snapshots/deltas).
 //! - [`options`]: the JS camelCase options onto the core's policy configuration.
-//! - [`cache`]: the bounded verified-token cache.
 //! - [`error`]: every failure, and the one mapping to a JS `TollgateError`.
 //!
 //! The JS API (`Verifier`, `RemoteDenylist`, middleware, ...) is hand-written in
@@ -17,7 +16,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod cache;
 pub mod denylist;
 pub mod error;
 pub mod options;

@@ -13,20 +13,33 @@
 //! faster and smaller than building JS objects field by field from Rust.
 
 use js_sys::{Array, Uint32Array, Uint8Array};
-use tollgate_core::{Algorithm, Jwks, KeyMaterial, Pending, Verifier};
+use tollgate_core::cache::{Fingerprint, TokenCache};
+use tollgate_core::{Algorithm, Claims, Jwks, KeyMaterial, Pending, Verifier};
 use wasm_bindgen::prelude::*;
 
-use crate::cache::{Entry, Fingerprint, VerifiedCache};
 use crate::denylist::Denylist;
 use crate::error::BindingError;
 use crate::options::policy_from_options;
 
-/// A verifier for one JWKS and policy, with its verified-token cache.
+/// A verifier for one JWKS and policy, with its verified-token cache (the core's
+/// [`TokenCache`]: keyed SipHash, bounded FIFO; see its docs). A verifier's JWKS and
+/// policy never change (a new JWKS means a new verifier with an empty cache), so issuer,
+/// audience and required claims of a cached token stay true; time and the denylist are
+/// re-checked on every hit.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct CoreVerifier {
     inner: Verifier,
-    cache: VerifiedCache,
+    cache: TokenCache<Entry>,
+}
+
+/// One cached verification.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The verified claims, for re-checking time and the denylist.
+    claims: Claims,
+    /// The same claims as JSON text, handed back to JS on a hit.
+    json: String,
 }
 
 #[wasm_bindgen]
@@ -112,7 +125,7 @@ impl CoreVerifier {
     pub fn build(jwks_json: &str, options_json: &str, cache_capacity: usize) -> Result<CoreVerifier, BindingError> {
         let jwks = Jwks::from_json(jwks_json.as_bytes())?;
         let policy = policy_from_options(options_json)?;
-        Ok(CoreVerifier { inner: Verifier::new(jwks, policy), cache: VerifiedCache::new(cache_capacity) })
+        Ok(CoreVerifier { inner: Verifier::new(jwks, policy), cache: TokenCache::new(cache_capacity) })
     }
 
     /// [`CoreVerifier::verify`] with typed errors.
@@ -121,7 +134,7 @@ impl CoreVerifier {
             return hit;
         }
         let verified = self.inner.verify(token, now, Some(denylist.core()))?;
-        self.remember(token, verified.claims)
+        self.remember(token, verified.claims, now)
     }
 
     /// [`CoreVerifier::finish`] with typed errors.
@@ -134,7 +147,7 @@ impl CoreVerifier {
     ) -> Result<String, BindingError> {
         let pending = self.inner.begin(token)?;
         let verified = pending.finish(verified_by, now, Some(denylist.core()))?;
-        self.remember(token, verified.claims)
+        self.remember(token, verified.claims, now)
     }
 
     /// A cache hit re-checked at `now` against `denylist`; `None` on a miss.
@@ -153,12 +166,13 @@ impl CoreVerifier {
     }
 
     /// Serialises verified claims and caches them.
-    fn remember(&mut self, token: &str, claims: tollgate_core::Claims) -> Result<String, BindingError> {
+    fn remember(&mut self, token: &str, claims: Claims, now: i64) -> Result<String, BindingError> {
         let Some(fp) = self.cache.fingerprint(token) else {
             return claims_json(claims.into_map());
         };
         let json = claims_json(claims.clone().into_map())?;
-        self.cache.insert(fp, Entry { claims, json: json.clone() });
+        let exp = claims.exp();
+        self.cache.insert(fp, Entry { claims, json: json.clone() }, exp, now);
         Ok(json)
     }
 }

@@ -65,7 +65,7 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
         return Ok(Reply::MissingToken.response());
     };
     let now = (now_ms() / 1000.0) as i64;
-    let (verified, hash) = match verify_token(iso, ctx, token, now).await {
+    let (verified, fp) = match verify_token(iso, ctx, token, now).await {
         Ok(v) => v,
         Err(reply) => return Ok(reply.response()),
     };
@@ -74,7 +74,9 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
         Freshness::Off | Freshness::Fresh | Freshness::FailOpen => {}
     }
     if iso.replica.borrow().is_revoked(&verified.claims) {
-        iso.tokens.borrow_mut().remove(&hash);
+        if let Some(fp) = fp {
+            iso.tokens.borrow_mut().remove(&fp);
+        }
         return Ok(Reply::Invalid(tollgate_core::Reason::Revoked).response());
     }
     if !rule.allows(&verified.claims) {

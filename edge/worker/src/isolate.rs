@@ -1,5 +1,6 @@
 //! Per-isolate state: the parsed configuration, the key store, the denylist replica
-//! and the verified-token cache. Built at the first request and kept for the life of
+//! and the verified-token cache (the core's [`TokenCache`], keyed with 16 bytes from
+//! `crypto.getRandomValues` when the isolate is built, inside its first request). Built at the first request and kept for the life of
 //! the isolate (one thread, so `Rc` and `RefCell`; no borrow is held across `.await`).
 
 use std::cell::RefCell;
@@ -11,9 +12,11 @@ use wasm_bindgen::JsValue;
 use crate::config::{Config, ALL_VARS};
 use crate::error::ConfigError;
 use crate::keys::KeyStore;
-use crate::platform::log;
+use crate::platform::{describe, log, random_key};
 use crate::replica::Replica;
-use crate::token_cache::TokenCache;
+use tollgate_core::TokenCache;
+
+use crate::verify::Verified;
 
 /// Everything an isolate keeps between requests.
 #[derive(Debug)]
@@ -25,7 +28,7 @@ pub struct Isolate {
     /// The denylist replica.
     pub replica: RefCell<Replica>,
     /// Verified tokens.
-    pub tokens: RefCell<TokenCache>,
+    pub tokens: RefCell<TokenCache<Rc<Verified>>>,
 }
 
 thread_local! {
@@ -40,10 +43,18 @@ pub fn get(env: &worker::Env) -> Result<Rc<Isolate>, ConfigError> {
     }
     let built = Config::from_vars(&|name| read_var(env, name)).map(|config| {
         log(&format!("tollgate: configured: {}", config.summary()));
+        let mut tokens = TokenCache::new(config.token_cache_size);
+        match random_key() {
+            Ok(key) => {
+                tokens.set_key(&key);
+            }
+            // Unkeyed, the cache holds nothing: every token is verified in full.
+            Err(e) => log(&format!("tollgate: no random key for the token cache ({}); cache off", describe(&e))),
+        }
         Rc::new(Isolate {
             keys: RefCell::new(KeyStore::new(&config)),
             replica: RefCell::new(Replica::default()),
-            tokens: RefCell::new(TokenCache::new(config.token_cache_size)),
+            tokens: RefCell::new(tokens),
             config,
         })
     });

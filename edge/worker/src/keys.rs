@@ -30,7 +30,6 @@ use crate::config::{Config, KeySource};
 use crate::error::FetchError;
 use crate::isolate::Isolate;
 use crate::platform::{fetch_all, get_request, log, now_ms, sleep};
-use crate::token_cache::KeyFingerprint;
 
 /// Freshness of a document whose answer has no `max-age`, seconds.
 pub const DEFAULT_MAX_AGE: f64 = 300.0;
@@ -40,6 +39,9 @@ const FETCH_TIMEOUT_MS: u64 = 5_000;
 const RETRY_AFTER_FAILURE_MS: f64 = 10_000.0;
 /// How long a request waits for another request's fetch of a source.
 const WAIT_FOR_OTHER_MS: f64 = 6_000.0;
+/// SHA-256 identity of a verifying key (see [`key_fingerprint`]).
+pub type KeyFingerprint = [u8; 32];
+
 /// Header recording when a document entered the Cache API (ms since the epoch).
 const FETCHED_AT: &str = "x-tollgate-fetched-at";
 
@@ -281,7 +283,7 @@ fn rebuild(iso: &Rc<Isolate>) {
     ks.current = Some(Rc::new(set));
     drop(ks);
     if old.is_some() {
-        let dropped = iso.tokens.borrow_mut().retain_keys(|k| keep.contains(k));
+        let dropped = iso.tokens.borrow_mut().retain(|v| keep.contains(&v.key));
         log(&format!("tollgate: key set changed ({} keys); {dropped} cached tokens dropped", keep.len()));
     }
 }

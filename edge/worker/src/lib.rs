@@ -6,11 +6,11 @@
 //!
 //! A thin layer over `tollgate-core`, by file:
 //! - [`handler`]: the request path, start to end.
-//! - [`verify`]: verified-token cache, key choice, signature, claims.
+//! - [`verify`]: verified-token cache (the core's `TokenCache`), key choice, signature,
+//!   claims.
 //! - [`keys`]: JWKS sources, caching (isolate + Cache API), unknown-`kid` cooldown.
 //! - [`webcrypto`]: cold signatures through `crypto.subtle.verify`.
 //! - [`replica`]: the denylist replica (snapshot, long-polled signed deltas, staleness).
-//! - [`token_cache`]: the bounded verified-token cache.
 //! - [`routes`], [`proxy`], [`respond`]: rules, forwarding and the Worker's own answers.
 //! - [`config`]: `wrangler.toml` variables; [`isolate`]: per-isolate state.
 
@@ -27,7 +27,6 @@ pub mod proxy;
 pub mod replica;
 pub mod respond;
 pub mod routes;
-pub mod token_cache;
 pub mod verify;
 pub mod webcrypto;
 

@@ -30,6 +30,21 @@ pub fn now_secs() -> i64 {
     (now_ms() / 1000.0) as i64
 }
 
+/// 16 bytes from the platform's CSPRNG (`crypto.getRandomValues`; Workers allow it
+/// only inside a request).
+pub fn random_key() -> Result<[u8; 16], JsValue> {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
+    if crypto.is_undefined() {
+        return Err(JsValue::from_str("globalThis.crypto is undefined"));
+    }
+    let mut key = [0u8; 16];
+    crypto.unchecked_into::<web_sys::Crypto>().get_random_values_with_u8_array(&mut key)?;
+    if key == [0; 16] {
+        return Err(JsValue::from_str("crypto.getRandomValues returned zeros"));
+    }
+    Ok(key)
+}
+
 /// Waits `ms` milliseconds (a `setTimeout` owned by the calling request).
 pub async fn sleep(ms: u64) {
     worker::Delay::from(Duration::from_millis(ms)).await;

@@ -7,33 +7,45 @@
 
 use std::rc::Rc;
 
-use tollgate_core::{b64, Error, Reason, RustCrypto, UnverifiedToken};
+use tollgate_core::cache::Fingerprint;
+use tollgate_core::{b64, Claims, Error, Reason, RustCrypto, UnverifiedToken};
 
 use crate::config::CryptoBackend;
 use crate::isolate::Isolate;
-use crate::keys::{self, KeySet};
+use crate::keys::{self, KeyFingerprint, KeySet};
 use crate::platform::{log, now_ms};
 use crate::respond::Reply;
-use crate::token_cache::{hash_token, TokenHash, Verified};
 use crate::webcrypto;
+
+/// A verified token, ready to be forwarded: what the verified-token cache holds.
+#[derive(Debug)]
+pub struct Verified {
+    /// The verified claims.
+    pub claims: Claims,
+    /// The key that verified the signature (its entries go when the key leaves the JWKS).
+    pub key: KeyFingerprint,
+    /// `X-Tollgate-Claims`: base64url of the claims' JSON.
+    pub claims_header: String,
+}
 
 /// Verifies `token` at time `now` (seconds): from the cache when it was verified
 /// before (re-checking `exp`/`nbf`), else cold. Returns the verification and the
-/// token's hash (to drop it from the cache should it turn out revoked).
+/// token's cache fingerprint (to drop it from the cache should it turn out revoked;
+/// `None` while the cache is off).
 pub async fn verify_token(
     iso: &Rc<Isolate>,
     ctx: &worker::Context,
     token: &str,
     now: i64,
-) -> Result<(Rc<Verified>, TokenHash), Reply> {
-    let hash = hash_token(token);
-    let hit = iso.tokens.borrow().get(&hash);
-    if let Some(hit) = hit {
+) -> Result<(Rc<Verified>, Option<Fingerprint>), Reply> {
+    let fp = iso.tokens.borrow().fingerprint(token);
+    let hit = fp.and_then(|fp| iso.tokens.borrow().get(&fp).cloned());
+    if let (Some(hit), Some(fp)) = (hit, fp) {
         keys::refresh_expired(iso, ctx);
         return match hit.claims.check_time(&iso.config.policy, now) {
-            Ok(()) => Ok((hit, hash)),
+            Ok(()) => Ok((hit, Some(fp))),
             Err(e) => {
-                iso.tokens.borrow_mut().remove(&hash);
+                iso.tokens.borrow_mut().remove(&fp);
                 Err(Reply::Invalid(Error::Claims(e).reason()))
             }
         };
@@ -52,10 +64,11 @@ pub async fn verify_token(
     }
     .map_err(|e| Reply::Invalid(e.reason()))?;
     let verified = Rc::new(verified);
-    if keys::is_current_key(iso, &verified.key) {
-        iso.tokens.borrow_mut().insert(hash, Rc::clone(&verified), now as f64);
+    if let Some(fp) = fp.filter(|_| keys::is_current_key(iso, &verified.key)) {
+        let exp = verified.claims.exp();
+        iso.tokens.borrow_mut().insert(fp, Rc::clone(&verified), exp, now);
     }
-    Ok((verified, hash))
+    Ok((verified, fp))
 }
 
 /// Verifies a token with no cache: the core's pipeline with the configured signature
@@ -77,12 +90,7 @@ pub async fn verify_cold(iso: &Isolate, set: &KeySet, token: &str, now: i64) -> 
         return Err(Error::Claims(tollgate_core::error::ClaimsError::Issuer));
     }
     let json = serde_json::to_vec(v.claims.as_map()).unwrap_or_default();
-    Ok(Verified {
-        exp: v.claims.exp(),
-        key: set.fingerprint(v.key_index),
-        claims_header: b64::encode(&json),
-        claims: v.claims,
-    })
+    Ok(Verified { key: set.fingerprint(v.key_index), claims_header: b64::encode(&json), claims: v.claims })
 }
 
 /// Whether the token names a `kid` the set does not have (or names none): only then
