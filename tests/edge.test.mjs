@@ -16,7 +16,7 @@ import * as jose from 'jose';
 
 import { stopAll, waitFor } from './lib/procs.mjs';
 import { startOrigin, startJwksHost } from './lib/servers.mjs';
-import { startRevocation, startWorker, need, logDir } from './lib/stack.mjs';
+import { startRevocation, startWorker, need, logDir, ROOT } from './lib/stack.mjs';
 
 const ISS = 'https://issuer.test';
 const AUD = 'https://api.test';
@@ -388,4 +388,95 @@ test('fail mode open lets verified tokens through a stale replica; invalid confi
   assert.equal(r.status, 500);
   assert.deepEqual(await r.json(), { error: 'misconfigured' });
   await Promise.all([open.stop(), broken.stop()]);
+});
+
+/** A token whose payload was changed after signing: a well-formed, wrong signature. */
+function tampered(token) {
+  const [h, , sig] = token.split('.');
+  return `${h}.${b64({ ...jose.decodeJwt(token), sub: 'admin' })}.${sig}`;
+}
+
+/** Vars of a Worker with the given JWKS URLs and no denylist (no revocation service). */
+function plainVars(jwksUrls) {
+  return {
+    TOLLGATE_ORIGIN: origin.url,
+    TOLLGATE_JWKS_URLS: JSON.stringify(jwksUrls),
+    TOLLGATE_ISSUERS: JSON.stringify([ISS]),
+    TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
+    TOLLGATE_REVOCATION_URL: '',
+  };
+}
+
+test('WebCrypto failing (verify or importKey, throwing or rejecting): the pure-Rust fallback verifies and fails closed', async () => {
+  // The built Worker behind a test-only entry module that breaks crypto.subtle on the
+  // request's x-test-webcrypto mode (tests/lib/webcrypto-failing-worker.mjs).
+  const fb = await startWorker(plainVars([jwks.url('/primary.json')]), {
+    script: path.join(ROOT, 'tests/lib/webcrypto-failing-worker.mjs'),
+    logName: 'webcrypto-failing',
+  });
+  try {
+    const fallbackLines = (mode) => fb.log().split('\n').filter((l) => l.includes(`WebCrypto failed (test-webcrypto ${mode}), using pure Rust`)).length;
+    // importKey modes first: once a key is imported its CryptoKey is kept, and importKey
+    // is not called again for it.
+    for (const mode of ['import-throws', 'import-rejects', 'verify-throws', 'verify-rejects']) {
+      const send = (pathname, token) => fetch(`${fb.url}${pathname}`, { headers: { authorization: `Bearer ${token}`, 'x-test-webcrypto': mode } });
+      for (const key of [keys.es, keys.rs]) {
+        const sid = `fallback-${randomUUID()}`;
+        const token = await mint(key, { sub: `fallback-${mode}`, sid });
+        const pathname = `/fallback/${mode}/${key.alg}`;
+        const r = await send(pathname, token);
+        assert.equal(r.status, 200, `${mode} ${key.alg}: ${await r.text()}`);
+        const seen = seenAt(pathname);
+        assert.equal(seen.headers['x-tollgate-sub'], `fallback-${mode}`);
+        assert.equal(seen.headers['x-tollgate-sid'], sid);
+        assert.deepEqual(JSON.parse(Buffer.from(seen.headers['x-tollgate-claims'], 'base64url').toString()), jose.decodeJwt(token));
+        // The fallback must fail closed: a wrong signature is refused, never let through.
+        await expectRejected(await send(`/fallback/${mode}/bad`, tampered(token)), 401, 'invalid_signature');
+      }
+      await expectRejected(await send(`/fallback/${mode}/unknown`, await mint({ ...keys.es, kid: `unknown-${randomUUID()}` })), 401, 'unknown_key');
+      // The patch took effect: one fallback line per signature check (2 valid + 2 tampered).
+      await waitFor(`the Worker to log 4 fallbacks for ${mode}`, () => fallbackLines(mode) >= 4, { timeoutMs: 10000 });
+      assert.equal(fallbackLines(mode), 4, mode);
+    }
+    assert.deepEqual(origin.seen.filter((r) => /^\/fallback\/.*\/(bad|unknown)$/.test(r.url)), [], 'no rejected request reached the origin');
+  } finally {
+    await fb.stop();
+  }
+});
+
+test('JWKS from the Cache API in a fresh isolate (wrangler dev restarted on the same storage); no-store is not cached', async () => {
+  const cachedKey = await keyPair('ES256', 'cache-api-1');
+  const noStoreKey = await keyPair('ES256', 'no-store-1');
+  jwks.docs['/cache-api.json'] = { keys: [cachedKey.jwk] };
+  jwks.maxAge['/cache-api.json'] = 300;
+  jwks.docs['/no-store.json'] = { keys: [noStoreKey.jwk] };
+  jwks.cacheControl['/no-store.json'] = 'no-store';
+  const vars = plainVars([jwks.url('/cache-api.json'), jwks.url('/no-store.json')]);
+  const persistTo = mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-wrangler-'));
+
+  let first;
+  let second;
+  try {
+    first = await startWorker(vars, { persistTo, logName: 'cache-api-1' });
+    assert.equal((await fetch(`${first.url}/cache/first`, { headers: { authorization: `Bearer ${await mint(cachedKey)}` } })).status, 200);
+    assert.equal(jwks.count('/cache-api.json'), 1, 'the first isolate fetched the document');
+    assert.ok(jwks.count('/no-store.json') >= 1);
+    const firstLog = first.logFile;
+    await first.stop();
+    first = undefined;
+
+    // A new workerd, hence a new isolate, on the same persisted Cache API. The host no
+    // longer serves the cacheable document: the Cache API is the only place it can be.
+    delete jwks.docs['/cache-api.json'];
+    const noStoreFetches = jwks.count('/no-store.json');
+    second = await startWorker(vars, { persistTo, logName: 'cache-api-2' });
+    const r = await fetch(`${second.url}/cache/second`, { headers: { authorization: `Bearer ${await mint(cachedKey)}` } });
+    assert.equal(r.status, 200, `${await r.text()}\n${second.log().slice(-2000)}\n(first isolate's log: ${firstLog})`);
+    assert.equal(jwks.count('/cache-api.json'), 1, 'no network fetch of the cached document');
+    assert.ok(jwks.count('/no-store.json') > noStoreFetches, 'the no-store document was fetched again, not taken from the Cache API');
+    assert.equal((await fetch(`${second.url}/cache/no-store`, { headers: { authorization: `Bearer ${await mint(noStoreKey)}` } })).status, 200);
+  } finally {
+    await first?.stop();
+    await second?.stop();
+  }
 });

@@ -23,10 +23,14 @@ export async function startOrigin() {
   return { port, url: `http://127.0.0.1:${port}`, seen, close: () => new Promise((r) => server.close(r)) };
 }
 
-/** A JWKS host: `docs[path] = {keys:[...]}` and `maxAge[path]`; `fetches[path]` counts. */
+/**
+ * A JWKS host: `docs[path] = {keys:[...]}` and `maxAge[path]` (or a whole
+ * `cacheControl[path]` header value); `fetches[path]` counts.
+ */
 export async function startJwksHost() {
   const docs = {};
   const maxAge = {};
+  const cacheControl = {};
   const fetches = {};
   const server = http.createServer((req, res) => {
     const path = req.url.split('?')[0];
@@ -36,7 +40,7 @@ export async function startJwksHost() {
       return res.end('{}');
     }
     res.setHeader('content-type', 'application/json');
-    res.setHeader('cache-control', `public, max-age=${maxAge[path] ?? 300}`);
+    res.setHeader('cache-control', cacheControl[path] ?? `public, max-age=${maxAge[path] ?? 300}`);
     res.end(JSON.stringify(docs[path]));
   });
   const port = await listen(server);
@@ -45,6 +49,7 @@ export async function startJwksHost() {
     url: (p) => `http://127.0.0.1:${port}${p}`,
     docs,
     maxAge,
+    cacheControl,
     fetches,
     count: (p) => fetches[p] ?? 0,
     close: () => new Promise((r) => { server.close(r); server.closeAllConnections(); }),

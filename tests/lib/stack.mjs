@@ -2,7 +2,7 @@
 // the Worker under `wrangler dev` (real workerd), configured by the root wrangler.toml
 // with per-test overrides. Paths come from the environment (edge/worker/test.sh sets them).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,19 +61,29 @@ export async function startRevocation() {
   return svc;
 }
 
-/** `wrangler dev` on a free port with `vars` overriding wrangler.toml's [vars]. */
-export async function startWorker(vars) {
+/**
+ * `wrangler dev` on a free port with `vars` overriding wrangler.toml's [vars].
+ * Options: `script` replaces wrangler.toml's `main` (a test-only entry module);
+ * `persistTo` is the local persistence directory (Cache API, ...), a new temp one by
+ * default — pass the same one to a later Worker to share its storage; `logName` gives
+ * the Worker a log file of its own (`wrangler-<logName>.log`, else `wrangler.log`),
+ * read back with `log()`.
+ */
+export async function startWorker(vars, { script, persistTo, logName } = {}) {
   const node = need('NODE22');
   const wrangler = need('WRANGLER_JS');
   const port = await freePort();
   const inspector = await freePort();
-  const args = [wrangler, 'dev', '-c', path.join(ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port)];
-  args.push('--inspector-port', String(inspector), '--persist-to', mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-wrangler-')));
+  const persist = persistTo ?? mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-wrangler-'));
+  const args = [wrangler, 'dev', ...(script ? [script] : []), '-c', path.join(ROOT, 'wrangler.toml')];
+  args.push('--ip', '127.0.0.1', '--port', String(port));
+  args.push('--inspector-port', String(inspector), '--persist-to', persist);
   args.push('--log-level', 'log', '--show-interactive-dev-session=false');
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
+  const logFile = path.join(logDir, logName ? `wrangler-${logName}.log` : 'wrangler.log');
   const proc = start('wrangler', node, args, {
     cwd: ROOT,
-    logFile: path.join(logDir, 'wrangler.log'),
+    logFile,
     env: { CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' },
   });
   const url = `http://127.0.0.1:${port}`;
@@ -82,5 +92,6 @@ export async function startWorker(vars) {
     await fetch(`${url}/public/ready`); // any answer: workerd is serving the Worker
     return true;
   }, { timeoutMs: 90000, intervalMs: 250 });
-  return { url, port, proc, stop: () => stop(proc) };
+  const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+  return { url, port, proc, persistTo: persist, logFile, log, stop: () => stop(proc) };
 }
