@@ -64,6 +64,13 @@ function seenAt(pathname) {
   return origin.seen.filter((r) => r.url === pathname).at(-1);
 }
 
+/** Tokens in the Worker's verified-token cache (GET /__tollgate/bench). */
+async function cachedTokens() {
+  const r = await fetch(`${worker.url}/__tollgate/bench`);
+  assert.equal(r.status, 200);
+  return (await r.json()).cached_tokens;
+}
+
 async function expectRejected(resp, status, reason) {
   const body = await resp.json();
   assert.equal(resp.status, status, JSON.stringify(body));
@@ -110,6 +117,7 @@ before(async () => {
     TOLLGATE_DENYLIST_KEY: await svc.publicJwk(),
     TOLLGATE_MAX_STALENESS_SECONDS: String(MAX_STALENESS),
     TOLLGATE_JWKS_COOLDOWN_SECONDS: String(COOLDOWN),
+    TOLLGATE_BENCH_ENDPOINT: 'on', // GET /__tollgate/bench: the cached-token count
     TOLLGATE_ROUTES: JSON.stringify([
       { path: '/public/*', auth: 'none' },
       { path: '/admin/*', roles_any: ['admin'] },
@@ -298,11 +306,14 @@ test('Google- and Kakao-style RS256 ID tokens verify against stand-in preset JWK
   await expectRejected(await call('/id/cross', { token: await mint(keys.google, { iss: ISS }) }), 401, 'invalid_issuer');
 });
 
-test('logout posted to the service → the same token is rejected (revoked)', async () => {
+test('logout posted to the service → the same token is rejected (revoked) and leaves the token cache', async () => {
   const sid = `logout-${randomUUID()}`;
   const token = await mint(keys.es, { sid });
+  const cached0 = await cachedTokens();
   assert.equal((await call('/logout/before', { token })).status, 200);
+  assert.equal(await cachedTokens(), cached0 + 1, 'an accepted token enters the verified-token cache');
   assert.equal((await call('/logout/before', { token })).status, 200, 'hot: from the verified-token cache');
+  assert.equal(await cachedTokens(), cached0 + 1, 'a hit adds nothing');
   const t0 = performance.now();
   await svc.post({ kind: 'logout', sid, exp: now() + 3600 });
   const acked = performance.now();
@@ -313,6 +324,7 @@ test('logout posted to the service → the same token is rejected (revoked)', as
   const done = performance.now();
   console.log(`# propagation: logout acknowledged in ${(acked - t0).toFixed(1)} ms; Worker rejecting ${(done - acked).toFixed(1)} ms after the ack`);
   await expectRejected(await call('/logout/after', { token }), 401, 'revoked');
+  assert.equal(await cachedTokens(), cached0, 'a revoked token leaves the cache');
 
   // One token by jti, every token of a subject issued before a cutoff.
   const jtiTok = await mint(keys.es);
