@@ -178,6 +178,19 @@ test('spoofed X-Tollgate-* headers are stripped on every route', async () => {
   assert.deepEqual(Object.keys(pub.headers).filter((h) => h.startsWith('x-tollgate-')), []);
 });
 
+test('origin dropping the connection: 502 bad_gateway on open and guarded routes, logged', async () => {
+  for (const [pathname, token] of [['/public/__drop', undefined], ['/profile/__drop', await mint(keys.es)]]) {
+    const r = await call(pathname, { token });
+    assert.equal(r.status, 502, pathname);
+    assert.equal(r.headers.get('content-type'), 'application/json');
+    assert.deepEqual(await r.json(), { error: 'bad_gateway' });
+    assert.ok(seenAt(pathname)?.dropped, `${pathname} reached the origin`);
+  }
+  await waitFor('the 502s to be logged', async () => (worker.log().match(/tollgate: origin \S+ unreachable/g) ?? []).length >= 2, {
+    timeoutMs: 10000,
+  });
+});
+
 test('no token: 401 with the realm, origin not reached', async () => {
   const r = await call('/nothing');
   assert.equal(r.status, 401);

@@ -10,6 +10,12 @@ function listen(server) {
 export async function startOrigin() {
   const seen = [];
   const server = http.createServer((req, res) => {
+    if (req.url.includes('/__drop')) {
+      // An origin that drops the connection: the Worker's fetch rejects (502 expected).
+      seen.push({ method: req.method, url: req.url, headers: req.headers, dropped: true });
+      req.socket.destroy();
+      return;
+    }
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {

@@ -9,15 +9,18 @@
 //   2. Cold signature cost inside workerd: WebCrypto vs pure Rust, ES256 and RS256.
 //   3. Revocation propagation: logout acknowledged → Worker rejecting, p50/p99.
 //   4. Bundle size (gzip) and per-isolate memory with a 100k-entry denylist.
-import { execFileSync, spawn } from 'node:child_process';
-import { generateKeyPairSync, sign, randomUUID, createPrivateKey } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { randomUUID, createPrivateKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  env, need, sleep, now, median, pct, say, fetch, waitFor, freePort, launch, stopAll,
+  esKey, rsKey, jwt, claims, startRevocation, startWorkerd as startWorkerdIn, IN_PROCESS_ORIGIN,
+  wrk as wrkRun, workerVars,
+} from './lib.mjs';
 
-const env = (k, d) => process.env[k] ?? d;
 const RUNS = Number(env('BENCH_RUNS', 3));
 const SECS = Number(env('BENCH_SECONDS', 8));
 const CONNS = Number(env('BENCH_CONNECTIONS', 50));
@@ -27,91 +30,8 @@ const WORKERD = need('WORKERD');
 const REVOCATION_BIN = need('TOLLGATE_REVOCATION_BIN');
 const BUILD = need('TOLLGATE_WORKER_BUILD'); // edge/worker/build
 const PEER = need('TOLLGATE_PEER_DIR'); // a scratch copy of seed-express, installed
-const LUA = path.join(path.dirname(new URL(import.meta.url).pathname), 'tokens.lua');
 const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
-const groups = [];
 
-function need(k) {
-  if (!process.env[k]) throw new Error(`${k} is not set (run edge/worker/bench.sh)`);
-  return process.env[k];
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
-const now = () => Math.floor(Date.now() / 1000);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
-const say = (s) => console.log(s);
-// fetch, retried once on a network error: an idle keep-alive connection that workerd
-// closed during a long wrk run shows up as EPIPE on the next request.
-async function fetch(url, init) {
-  try {
-    return await globalThis.fetch(url, init);
-  } catch {
-    return globalThis.fetch(url, init);
-  }
-}
-
-async function waitFor(what, check, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function launch(cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true, ...opts });
-  groups.push(child.pid);
-  return child;
-}
-
-function stopAll() {
-  for (const g of groups.splice(0)) {
-    try {
-      process.kill(-g, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-}
-
-// ---- keys and tokens -------------------------------------------------------------
-function esKey(kid) {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { kid, alg: 'ES256', privateKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' } };
-}
-function rsKey(kid) {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { kid, alg: 'RS256', privateKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' } };
-}
-function jwt(key, claims, header = {}) {
-  const input = `${b64({ alg: key.alg, typ: 'JWT', ...(key.kid ? { kid: key.kid } : {}), ...header })}.${b64(claims)}`;
-  const sig = sign('sha256', Buffer.from(input), key.alg === 'ES256' ? { key: key.privateKey, dsaEncoding: 'ieee-p1363' } : key.privateKey);
-  return `${input}.${sig.toString('base64url')}`;
-}
-const ISS = 'https://issuer.test';
-const AUD = 'https://api.test';
-const claims = (extra = {}) => ({ iss: ISS, aud: AUD, sub: 'bench-user', sid: `s-${randomUUID()}`, jti: randomUUID(), iat: now(), exp: now() + 3600, ...extra });
-
-// ---- processes -----------------------------------------------------------------
 async function startOrigin() {
   const port = await freePort();
   launch(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), 'origin.mjs'), String(port)]);
@@ -119,130 +39,13 @@ async function startOrigin() {
   await waitFor('origin', async () => (await fetch(url)).ok);
   return { url };
 }
-
-async function startRevocation() {
-  const dataDir = mkdtempSync(path.join(work, 'revocation-'));
-  // The service rejects TOLLGATE_* variables it does not know (this script's own).
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
-  const key = (name, scope) =>
-    execFileSync(REVOCATION_BIN, ['keys', 'create', '--data-dir', dataDir, '--name', name, '--scope', scope], {
-      env: cleanEnv,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  const readKey = key('edge', 'denylist:read');
-  const writeKey = key('origin', 'events:write');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  launch(REVOCATION_BIN, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { env: cleanEnv, stdio: 'ignore' });
-  await waitFor('revocation service', async () => (await fetch(`${url}/healthz`)).ok);
-  const publicJwk = await (await fetch(`${url}/v1/denylist/key`)).text();
-  const post = async (body) => {
-    const r = await fetch(`${url}/v1/events`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    if (!r.ok) throw new Error(`POST /v1/events ${r.status} ${await r.text()}`);
-    return r.json();
-  };
-  return { url, readKey, publicJwk, post };
-}
-
-const capnpString = (s) => JSON.stringify(s); // JSON string escapes are valid Cap'n Proto text escapes
-
-/** The in-workerd origin: answers requests for ORIGIN_HOST itself, forwards the rest. */
-const IN_PROCESS_ORIGIN = 'http://origin.internal';
-const ORIGIN_JS = `const body = JSON.stringify({ userId: 'bench-user', email: 'bench@example.test', role: 'user' });
-export default {
-  async fetch(request) {
-    if (new URL(request.url).host === 'origin.internal') {
-      return new Response(body, { headers: { 'content-type': 'application/json' } });
-    }
-    return fetch(request);
-  },
-};
-`;
-
-/** Starts \`workerd serve\` with one socket per named worker: {name: vars}. Workers whose
- * TOLLGATE_ORIGIN is IN_PROCESS_ORIGIN reach the network through the in-process origin. */
-async function startWorkerd(workers) {
-  const ports = {};
-  const services = [];
-  const sockets = [];
-  const consts = [];
-  for (const [name, vars] of Object.entries(workers)) {
-    ports[name] = await freePort();
-    const id = name.replace(/[^a-zA-Z]/g, '');
-    services.push(`(name = ${capnpString(name)}, worker = .${id})`);
-    sockets.push(`(name = ${capnpString(name)}, address = "127.0.0.1:${ports[name]}", http = (), service = ${capnpString(name)})`);
-    const bindings = Object.entries(vars).map(([k, v]) => `(name = ${capnpString(k)}, text = ${capnpString(v)})`);
-    consts.push(`const ${id} :Workerd.Worker = (
-  modules = [
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
-  ],
-  compatibilityDate = "2026-06-01",
-  globalOutbound = ${vars.TOLLGATE_ORIGIN === IN_PROCESS_ORIGIN ? '"origin"' : '"loopback"'},
-  bindings = [ ${bindings.join(',\n    ')} ],
-);`);
-  }
-  writeFileSync(path.join(BUILD, 'bench-origin.js'), ORIGIN_JS);
-  services.push('(name = "origin", worker = .origin)');
-  consts.push(`const origin :Workerd.Worker = (
-  modules = [ (name = "origin.js", esModule = embed "bench-origin.js") ],
-  compatibilityDate = "2026-06-01",
-  globalOutbound = "loopback",
-);`);
-  services.push('(name = "loopback", network = (allow = ["public", "private", "local"]))');
-  const config = `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [ ${services.join(',\n    ')} ],
-  sockets = [ ${sockets.join(',\n    ')} ],
-);
-${consts.join('\n')}
-`;
-  const file = path.join(BUILD, `bench-${process.pid}.capnp`);
-  writeFileSync(file, config);
-  const child = launch(WORKERD, ['serve', file, '--experimental'], { cwd: BUILD, stdio: 'ignore' });
-  for (const [name, port] of Object.entries(ports)) {
-    await waitFor(`workerd ${name}`, async () => (await fetch(`http://127.0.0.1:${port}/public/ready`)).status < 500, 30000);
-  }
-  const urls = Object.fromEntries(Object.entries(ports).map(([k, p]) => [k, `http://127.0.0.1:${p}`]));
-  return { child, urls, configFile: file };
-}
+const startWorkerd = (workers) => startWorkerdIn(workers, { workerd: WORKERD, build: BUILD });
+const wrk = (url, opts) => wrkRun(url, opts, { conns: CONNS, secs: SECS });
 
 function rssKiB(pid) {
   // workerd is the process itself (no wrapper).
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
-}
-
-// ---- wrk -----------------------------------------------------------------------
-function wrk(url, { token, tokensFile }) {
-  const args = ['-t1', `-c${CONNS}`, `-d${SECS}s`, '--latency'];
-  if (token) args.push('-H', `Authorization: Bearer ${token}`);
-  if (tokensFile) args.push('-s', LUA);
-  args.push(url);
-  if (tokensFile) args.push('--', tokensFile);
-  const out = execFileSync('wrk', args, { encoding: 'utf8', timeout: (SECS + 30) * 1000 });
-  const num = (re) => {
-    const m = re.exec(out);
-    return m ? Number(m[1]) : NaN;
-  };
-  const ms = (re) => {
-    const m = re.exec(out);
-    if (!m) return NaN;
-    const v = Number(m[1]);
-    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
-  };
-  return {
-    rps: num(/Requests\/sec:\s+([\d.]+)/),
-    p50: ms(/\s50%\s+([\d.]+)(us|ms|s)/),
-    p99: ms(/\s99%\s+([\d.]+)(us|ms|s)/),
-    errors: num(/Non-2xx or 3xx responses:\s+(\d+)/) || 0,
-    requests: num(/(\d+) requests in/),
-  };
 }
 
 // ---- main ----------------------------------------------------------------------
@@ -253,22 +56,11 @@ async function main() {
   say(`bundle: index_bg.wasm ${(wasm.length / 1024).toFixed(0)} KiB (${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzip), index.js ${(js.length / 1024).toFixed(0)} KiB (${(gzipSync(js, { level: 9 }).length / 1024).toFixed(0)} KiB gzip); total gzip ${((gzipSync(wasm, { level: 9 }).length + gzipSync(js, { level: 9 }).length) / 1024).toFixed(0)} KiB`);
 
   const origin = await startOrigin();
-  const svc = await startRevocation();
+  const svc = await startRevocation(REVOCATION_BIN, work);
   const es = esKey('bench-es');
   const rs = rsKey('bench-rs');
   const jwks = JSON.stringify({ keys: [es.jwk, rs.jwk] });
-  const common = {
-    TOLLGATE_ORIGIN: origin.url,
-    TOLLGATE_JWKS: jwks,
-    TOLLGATE_ISSUERS: JSON.stringify([ISS]),
-    TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
-    TOLLGATE_REVOCATION_URL: svc.url,
-    TOLLGATE_REVOCATION_TOKEN: svc.readKey,
-    TOLLGATE_DENYLIST_KEY: svc.publicJwk,
-    TOLLGATE_ROUTES: JSON.stringify([{ path: '/public/*', auth: 'none' }, { path: '/*', auth: 'required' }]),
-    TOLLGATE_BENCH_ENDPOINT: 'on',
-  };
-  const passthrough = { TOLLGATE_ORIGIN: origin.url, TOLLGATE_JWKS: jwks, TOLLGATE_ROUTES: JSON.stringify([{ path: '/*', auth: 'none' }]) };
+  const { tollgate: common, passthrough } = workerVars({ originUrl: origin.url, jwks, svc });
   const inProcess = { TOLLGATE_ORIGIN: IN_PROCESS_ORIGIN };
   const wd = await startWorkerd({
     passthrough,

@@ -12,10 +12,12 @@
 //! ```
 //!
 //! Every path returns a response: JavaScript exceptions become 500/502 responses and
-//! a log line, never an unhandled rejection.
+//! a log line, never an unhandled rejection. The origin's answer is not awaited here:
+//! [`Answer::Forwarded`] hands the runtime the promise of `fetch` itself (see `lib.rs`).
 
 use std::rc::Rc;
 
+use js_sys::Promise;
 use wasm_bindgen::JsValue;
 use web_sys::Response;
 
@@ -31,77 +33,102 @@ use crate::verify::verify_token;
 /// Path of the measurement endpoint (only with `TOLLGATE_BENCH_ENDPOINT = "on"`).
 pub const BENCH_PATH: &str = "/__tollgate/bench";
 
-/// Handles one request.
-pub async fn handle(req: &web_sys::Request, env: &worker::Env, ctx: &worker::Context) -> Response {
-    let iso = match isolate::get(env) {
-        Ok(iso) => iso,
-        Err(_) => return Reply::Misconfigured.response(),
-    };
-    match route(&iso, req, ctx).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            log(&format!("tollgate: internal error: {}", describe(&e)));
-            Reply::Internal.response()
+/// What a request gets: a response of the Worker's own, or the origin's (pending).
+#[derive(Debug)]
+pub enum Answer {
+    /// The Worker answers itself (401, 403, 5xx, the bench endpoint).
+    Own(Response),
+    /// The promise of the origin's response (a 502 of the Worker's if it rejects).
+    Forwarded(Promise),
+}
+
+impl Answer {
+    /// The value the runtime awaits: a `Response` or a promise of one.
+    pub fn into_js(self) -> JsValue {
+        match self {
+            Answer::Own(resp) => resp.into(),
+            Answer::Forwarded(promise) => promise.into(),
         }
     }
 }
 
-async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Result<Response, JsValue> {
+impl From<Response> for Answer {
+    fn from(resp: Response) -> Answer {
+        Answer::Own(resp)
+    }
+}
+
+/// Handles one request.
+pub async fn handle(req: &web_sys::Request, env: &worker::Env, ctx: &worker::Context) -> Answer {
+    let iso = match isolate::get(env) {
+        Ok(iso) => iso,
+        Err(_) => return Reply::Misconfigured.response().into(),
+    };
+    match route(&iso, req, ctx).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            log(&format!("tollgate: internal error: {}", describe(&e)));
+            Reply::Internal.response().into()
+        }
+    }
+}
+
+async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Result<Answer, JsValue> {
     let url = req.url();
     let path_and_query = path_and_query(&url);
     let path = path_and_query.split('?').next().unwrap_or("/");
     let method = req.method();
     if iso.config.bench_endpoint && path == BENCH_PATH {
-        return Ok(bench::handle(iso, req, ctx).await);
+        return Ok(bench::handle(iso, req, ctx).await.into());
     }
     let headers = stripped_headers(&req.headers())?;
     let rule = iso.config.routes.find(&method, path);
     if rule.auth == Auth::None {
-        return proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::default()).await;
+        return Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::default()));
     }
     let authorization = headers.get("authorization")?;
     let cookie = headers.get("cookie")?;
     let Some(token) = extract_token(authorization.as_deref(), cookie.as_deref(), &iso.config.cookie_name) else {
-        return Ok(Reply::MissingToken.response());
+        return Ok(Reply::MissingToken.response().into());
     };
     let now = (now_ms() / 1000.0) as i64;
     let (verified, fp) = match verify_token(iso, ctx, token, now).await {
         Ok(v) => v,
-        Err(reply) => return Ok(reply.response()),
+        Err(reply) => return Ok(reply.response().into()),
     };
     match replica::ensure_fresh(iso, ctx).await {
-        Freshness::Stale { retry_after } => return Ok(Reply::Stale { retry_after }.response()),
+        Freshness::Stale { retry_after } => return Ok(Reply::Stale { retry_after }.response().into()),
         Freshness::Off | Freshness::Fresh | Freshness::FailOpen => {}
     }
     if iso.replica.borrow().is_revoked(&verified.claims) {
         if let Some(fp) = fp {
             iso.tokens.borrow_mut().remove(&fp);
         }
-        return Ok(Reply::Invalid(tollgate_core::Reason::Revoked).response());
+        return Ok(Reply::Invalid(tollgate_core::Reason::Revoked).response().into());
     }
     if !rule.allows(&verified.claims) {
-        return Ok(Reply::Forbidden(rule.wanted()).response());
+        return Ok(Reply::Forbidden(rule.wanted()).response().into());
     }
     let id = Identity {
         sub: verified.claims.sub(),
         sid: verified.claims.sid(),
         claims: Some(verified.claims_header.as_str()),
     };
-    proxied(req, &iso.config.origin, path_and_query, &headers, &id).await
+    Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &id))
 }
 
-async fn proxied(
+fn proxied(
     req: &web_sys::Request,
     origin: &str,
     path_and_query: &str,
     headers: &web_sys::Headers,
     id: &Identity<'_>,
-) -> Result<Response, JsValue> {
-    match forward(req, origin, path_and_query, headers, id).await {
-        Ok(resp) => Ok(resp),
+) -> Answer {
+    match forward(req, origin, path_and_query, headers, id) {
+        Ok(promise) => Answer::Forwarded(promise),
         Err(e) => {
             log(&format!("tollgate: origin {origin} unreachable: {}", describe(&e)));
-            Ok(Reply::BadGateway.response())
+            Reply::BadGateway.response().into()
         }
     }
 }

@@ -6,9 +6,13 @@
 //! `X-Tollgate-Claims` (base64url of the verified claims' JSON). `Host` is dropped so
 //! the origin sees its own. Redirects are passed back to the client, not followed.
 
+use std::cell::OnceCell;
+
+use js_sys::Promise;
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, Request, RequestInit, RequestRedirect, Response};
+use web_sys::{Headers, Request, RequestInit, RequestRedirect};
+
+use crate::respond::Reply;
 
 /// Prefix of the headers the Worker owns.
 pub const TRUSTED_PREFIX: &str = "x-tollgate-";
@@ -51,13 +55,16 @@ pub fn stripped_headers(incoming: &Headers) -> Result<Headers, JsValue> {
 }
 
 /// Forwards `incoming` to `origin` (base URL) with `headers` plus the identity headers.
-pub async fn forward(
+/// Returns the promise of the origin's response without awaiting it (no future, no
+/// wasm closures): if the fetch rejects, the promise resolves to the Worker's 502 and
+/// the failure is logged, on the JavaScript side. `Err` when the request cannot be made.
+pub fn forward(
     incoming: &Request,
     origin: &str,
     path_and_query: &str,
     headers: &Headers,
     id: &Identity<'_>,
-) -> Result<Response, JsValue> {
+) -> Result<Promise, JsValue> {
     for (name, value) in [(SUB_HEADER, id.sub), (SID_HEADER, id.sid), (CLAIMS_HEADER, id.claims)] {
         if let Some(v) = value {
             headers.set(name, &header_safe(v))?;
@@ -75,14 +82,31 @@ pub async fn forward(
     }
     let url = format!("{origin}{path_and_query}");
     let req = Request::new_with_str_and_init(&url, &init)?;
-    let promise = fetch(&req)?;
-    Ok(JsFuture::from(promise).await?.into())
+    BAD_GATEWAY_BODY.with(|body| fetch_or(&req, origin, body.get_or_init(|| Reply::BadGateway.parts().3.to_string())))
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen]
+thread_local! {
+    /// The JSON body of the Worker's 502 (see [`Reply::BadGateway`]), made once per isolate.
+    static BAD_GATEWAY_BODY: OnceCell<String> = const { OnceCell::new() };
+}
+
+// The 502 is built anew in the request that needs it rather than kept per isolate: a
+// `Response` carries a body stream, and workerd refuses I/O objects across requests.
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function fetch_or(req, origin, badGatewayBody) {
+  return fetch(req).catch((e) => {
+    console.log(`tollgate: origin ${origin} unreachable: ${e instanceof Error ? e.message : String(e)}`);
+    return new Response(badGatewayBody, {
+      status: 502,
+      headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+    });
+  });
+}
+"#)]
 extern "C" {
-    #[wasm_bindgen(catch, js_name = fetch)]
-    fn fetch(input: &Request) -> Result<js_sys::Promise, JsValue>;
+    /// `fetch(req)`, resolving to the Worker's 502 (and logging) if it rejects.
+    #[wasm_bindgen(catch)]
+    fn fetch_or(req: &Request, origin: &str, bad_gateway_body: &str) -> Result<Promise, JsValue>;
 }
 
 /// A header value: printable ASCII kept, everything else (and `%`) percent-encoded.
