@@ -152,6 +152,11 @@ test('valid ES256 token from jose: 200 with the identity headers at the origin',
   assert.equal(seen.headers['x-tollgate-sid'], sid);
   const claims = JSON.parse(Buffer.from(seen.headers['x-tollgate-claims'], 'base64url').toString());
   assert.deepEqual(claims, jose.decodeJwt(token));
+  assert.equal(seen.headers['x-tollgate-claims'], token.split('.')[1], 'the claims exactly as signed');
+  // The same headers from the verified-token cache.
+  assert.equal((await call('/profile/es-hot', { token })).status, 200);
+  const hot = seenAt('/profile/es-hot').headers;
+  assert.deepEqual([hot['x-tollgate-sub'], hot['x-tollgate-sid'], hot['x-tollgate-claims']], ['alice', sid, token.split('.')[1]]);
 });
 
 test('valid RS256 token from jose and ES256 token from `tollgate mint`', async () => {

@@ -81,7 +81,7 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
     if iso.config.bench_endpoint && path == BENCH_PATH {
         return Ok(bench::handle(iso, req, ctx).await.into());
     }
-    let headers = stripped_headers(&req.headers())?;
+    let headers = stripped_headers(req)?;
     let rule = iso.config.routes.find(&method, path);
     if rule.auth == Auth::None {
         return Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::default()));

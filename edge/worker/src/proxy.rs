@@ -10,7 +10,7 @@ use std::cell::OnceCell;
 
 use js_sys::Promise;
 use wasm_bindgen::JsValue;
-use web_sys::{Headers, Request, RequestInit, RequestRedirect};
+use web_sys::{Headers, Request};
 
 use crate::respond::Reply;
 
@@ -34,30 +34,12 @@ pub struct Identity<'a> {
     pub claims: Option<&'a str>,
 }
 
-/// The incoming headers without `X-Tollgate-*` and `Host`. The copy is made on the
-/// JavaScript side and only header *names* cross into wasm, so a large token or cookie
-/// is not copied back and forth.
-pub fn stripped_headers(incoming: &Headers) -> Result<Headers, JsValue> {
-    let out = Headers::new_with_headers(incoming)?;
-    let mut doomed = Vec::new();
-    for name in out.keys() {
-        let Some(name) = name?.as_string() else { continue };
-        // Names come lower-cased from the runtime; compare case-insensitively anyway.
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with(TRUSTED_PREFIX) || lower == "host" {
-            doomed.push(name);
-        }
-    }
-    for name in doomed {
-        out.delete(&name)?;
-    }
-    Ok(out)
-}
-
 /// Forwards `incoming` to `origin` (base URL) with `headers` plus the identity headers.
 /// Returns the promise of the origin's response without awaiting it (no future, no
 /// wasm closures): if the fetch rejects, the promise resolves to the Worker's 502 and
 /// the failure is logged, on the JavaScript side. `Err` when the request cannot be made.
+/// The request is assembled in one JavaScript call: only the URL and the three identity
+/// values cross from wasm.
 pub fn forward(
     incoming: &Request,
     origin: &str,
@@ -65,24 +47,14 @@ pub fn forward(
     headers: &Headers,
     id: &Identity<'_>,
 ) -> Result<Promise, JsValue> {
-    for (name, value) in [(SUB_HEADER, id.sub), (SID_HEADER, id.sid), (CLAIMS_HEADER, id.claims)] {
-        if let Some(v) = value {
-            headers.set(name, &header_safe(v))?;
-        }
-    }
-    let init = RequestInit::new();
-    let method = incoming.method();
-    init.set_method(&method);
-    init.set_headers(headers);
-    init.set_redirect(RequestRedirect::Manual);
-    if method != "GET" && method != "HEAD" {
-        if let Some(body) = incoming.body() {
-            init.set_body(&body);
-        }
-    }
     let url = format!("{origin}{path_and_query}");
-    let req = Request::new_with_str_and_init(&url, &init)?;
-    BAD_GATEWAY_BODY.with(|body| fetch_or(&req, origin, body.get_or_init(|| Reply::BadGateway.parts().3.to_string())))
+    let sub = id.sub.map(header_safe);
+    let sid = id.sid.map(header_safe);
+    let claims = id.claims.map(header_safe);
+    BAD_GATEWAY_BODY.with(|body| {
+        let body = body.get_or_init(|| Reply::BadGateway.parts().3.to_string());
+        forward_js(incoming, &url, headers, sub.as_deref(), sid.as_deref(), claims.as_deref(), origin, body)
+    })
 }
 
 thread_local! {
@@ -92,9 +64,26 @@ thread_local! {
 
 // The 502 is built anew in the request that needs it rather than kept per isolate: a
 // `Response` carries a body stream, and workerd refuses I/O objects across requests.
+// Header names come lower-cased from `Headers` iteration.
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
-export function fetch_or(req, origin, badGatewayBody) {
-  return fetch(req).catch((e) => {
+export function strip_headers(req) {
+  const out = new Headers(req.headers);
+  const doomed = [];
+  for (const name of out.keys()) {
+    if (name === 'host' || name.startsWith('x-tollgate-')) doomed.push(name);
+  }
+  for (const name of doomed) out.delete(name);
+  return out;
+}
+
+export function forward_js(incoming, url, headers, sub, sid, claims, origin, badGatewayBody) {
+  if (sub !== undefined) headers.set('x-tollgate-sub', sub);
+  if (sid !== undefined) headers.set('x-tollgate-sid', sid);
+  if (claims !== undefined) headers.set('x-tollgate-claims', claims);
+  const method = incoming.method;
+  const init = { method, headers, redirect: 'manual' };
+  if (method !== 'GET' && method !== 'HEAD' && incoming.body !== null) init.body = incoming.body;
+  return fetch(new Request(url, init)).catch((e) => {
     console.log(`tollgate: origin ${origin} unreachable: ${e instanceof Error ? e.message : String(e)}`);
     return new Response(badGatewayBody, {
       status: 502,
@@ -104,9 +93,27 @@ export function fetch_or(req, origin, badGatewayBody) {
 }
 "#)]
 extern "C" {
-    /// `fetch(req)`, resolving to the Worker's 502 (and logging) if it rejects.
+    /// The incoming headers without `X-Tollgate-*` and `Host`. The copy is made on the
+    /// JavaScript side in one call, so neither header names nor values (a large token
+    /// or cookie) cross into wasm.
+    #[wasm_bindgen(catch, js_name = strip_headers)]
+    pub fn stripped_headers(req: &Request) -> Result<Headers, JsValue>;
+
+    /// Sets the identity headers, builds the origin request (manual redirects, the body
+    /// for methods that have one) and fetches it, resolving to the Worker's 502 (and
+    /// logging) if the fetch rejects.
+    #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(catch)]
-    fn fetch_or(req: &Request, origin: &str, bad_gateway_body: &str) -> Result<Promise, JsValue>;
+    fn forward_js(
+        incoming: &Request,
+        url: &str,
+        headers: &Headers,
+        sub: Option<&str>,
+        sid: Option<&str>,
+        claims: Option<&str>,
+        origin: &str,
+        bad_gateway_body: &str,
+    ) -> Result<Promise, JsValue>;
 }
 
 /// A header value: printable ASCII kept, everything else (and `%`) percent-encoded.

@@ -8,7 +8,7 @@
 use std::rc::Rc;
 
 use tollgate_core::cache::Fingerprint;
-use tollgate_core::{b64, Claims, Error, Reason, RustCrypto, UnverifiedToken};
+use tollgate_core::{Claims, Error, Reason, RustCrypto, UnverifiedToken};
 
 use crate::config::CryptoBackend;
 use crate::isolate::Isolate;
@@ -24,7 +24,7 @@ pub struct Verified {
     pub claims: Claims,
     /// The key that verified the signature (its entries go when the key leaves the JWKS).
     pub key: KeyFingerprint,
-    /// `X-Tollgate-Claims`: base64url of the claims' JSON.
+    /// `X-Tollgate-Claims`: the token's payload segment (base64url of the claims' JSON).
     pub claims_header: String,
 }
 
@@ -89,8 +89,10 @@ pub async fn verify_cold(iso: &Isolate, set: &KeySet, token: &str, now: i64) -> 
     if !set.issuer_allowed(v.key_index, v.claims.iss()) {
         return Err(Error::Claims(tollgate_core::error::ClaimsError::Issuer));
     }
-    let json = serde_json::to_vec(v.claims.as_map()).unwrap_or_default();
-    Ok(Verified { key: set.fingerprint(v.key_index), claims_header: b64::encode(&json), claims: v.claims })
+    // X-Tollgate-Claims is the token's own payload segment: the claims' JSON exactly as
+    // signed, already base64url (the core accepts only canonical, unpadded base64url).
+    let claims_header = token.split('.').nth(1).unwrap_or_default().to_owned();
+    Ok(Verified { key: set.fingerprint(v.key_index), claims_header, claims: v.claims })
 }
 
 /// Whether the token names a `kid` the set does not have (or names none): only then

@@ -10,6 +10,8 @@
 //! inputs. ES256 signatures are the raw `r || s` form WebCrypto expects. If WebCrypto
 //! itself fails (an exception, not a `false`), the caller falls back to pure Rust.
 
+use std::cell::OnceCell;
+
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use tollgate_core::{b64, Algorithm, KeyMaterial, Pending};
 use wasm_bindgen::{JsCast, JsValue};
@@ -34,13 +36,14 @@ pub async fn check_signature(pending: &Pending<'_, '_>, set: &KeySet) -> Result<
             continue;
         }
         let key = crypto_key(&subtle, set, i, alg, material).await?;
-        let params = algorithm_params(alg)?;
-        let promise = subtle.verify_with_object_and_u8_array_and_u8_array(
-            &params,
-            &key,
-            pending.signature(),
-            pending.signing_input(),
-        )?;
+        let promise = with_verify_params(alg, |params| {
+            subtle.verify_with_object_and_u8_array_and_u8_array(
+                params,
+                &key,
+                pending.signature(),
+                pending.signing_input(),
+            )
+        })?;
         if JsFuture::from(promise).await?.as_bool() == Some(true) {
             return Ok(Some(i));
         }
@@ -92,12 +95,29 @@ async fn crypto_key(
     Ok(key)
 }
 
-fn algorithm_params(alg: Algorithm) -> Result<Object, JsValue> {
-    match alg {
-        Algorithm::Es256 => object(&[("name", "ECDSA"), ("hash", "SHA-256")]),
-        Algorithm::Rs256 => object(&[("name", "RSASSA-PKCS1-v1_5")]),
-        _ => Err(JsValue::from_str("algorithm not supported by this Worker")),
-    }
+thread_local! {
+    /// `crypto.subtle.verify`'s algorithm parameters for ES256 and RS256, built once per
+    /// isolate: plain objects the runtime only reads.
+    static VERIFY_PARAMS: OnceCell<(Object, Object)> = const { OnceCell::new() };
+}
+
+/// Calls `f` with the `crypto.subtle.verify` parameters for `alg`.
+fn with_verify_params<T>(alg: Algorithm, f: impl FnOnce(&Object) -> Result<T, JsValue>) -> Result<T, JsValue> {
+    VERIFY_PARAMS.with(|cell| {
+        let (es256, rs256) = match cell.get() {
+            Some(params) => params,
+            None => {
+                let made =
+                    (object(&[("name", "ECDSA"), ("hash", "SHA-256")])?, object(&[("name", "RSASSA-PKCS1-v1_5")])?);
+                cell.get_or_init(|| made)
+            }
+        };
+        match alg {
+            Algorithm::Es256 => f(es256),
+            Algorithm::Rs256 => f(rs256),
+            _ => Err(JsValue::from_str("algorithm not supported by this Worker")),
+        }
+    })
 }
 
 fn object(members: &[(&str, &str)]) -> Result<Object, JsValue> {
