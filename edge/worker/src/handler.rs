@@ -84,7 +84,7 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
     let headers = stripped_headers(req)?;
     let rule = iso.config.routes.find(&method, path);
     if rule.auth == Auth::None {
-        return Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::default()));
+        return Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::none()));
     }
     let authorization = headers.get("authorization")?;
     let cookie = headers.get("cookie")?;
@@ -109,12 +109,7 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
     if !rule.allows(&verified.claims) {
         return Ok(Reply::Forbidden(rule.wanted()).response().into());
     }
-    let id = Identity {
-        sub: verified.claims.sub(),
-        sid: verified.claims.sid(),
-        claims: Some(verified.claims_header.as_str()),
-    };
-    Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &id))
+    Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &verified.identity))
 }
 
 fn proxied(
@@ -122,7 +117,7 @@ fn proxied(
     origin: &str,
     path_and_query: &str,
     headers: &web_sys::Headers,
-    id: &Identity<'_>,
+    id: &Identity,
 ) -> Answer {
     match forward(req, origin, path_and_query, headers, id) {
         Ok(promise) => Answer::Forwarded(promise),

@@ -12,54 +12,61 @@ use js_sys::Promise;
 use wasm_bindgen::JsValue;
 use web_sys::{Headers, Request};
 
+use tollgate_core::Claims;
+
 use crate::respond::Reply;
 
-/// Prefix of the headers the Worker owns.
-pub const TRUSTED_PREFIX: &str = "x-tollgate-";
-/// The verified `sub`.
-pub const SUB_HEADER: &str = "x-tollgate-sub";
-/// The verified `sid`.
-pub const SID_HEADER: &str = "x-tollgate-sid";
-/// The verified claims, base64url JSON.
-pub const CLAIMS_HEADER: &str = "x-tollgate-claims";
-
-/// What the Worker adds for the origin.
-#[derive(Debug, Default)]
-pub struct Identity<'a> {
-    /// `sub`.
-    pub sub: Option<&'a str>,
-    /// `sid`.
-    pub sid: Option<&'a str>,
-    /// base64url JSON of the claims.
-    pub claims: Option<&'a str>,
+/// The identity headers' values for the origin, as JavaScript strings (`undefined` when
+/// absent). Made once per verified token and kept with it in the verified-token cache,
+/// so a hit sends them without copying anything out of wasm.
+#[derive(Debug)]
+pub struct Identity {
+    /// `X-Tollgate-Sub`.
+    pub sub: JsValue,
+    /// `X-Tollgate-Sid`.
+    pub sid: JsValue,
+    /// `X-Tollgate-Claims`.
+    pub claims: JsValue,
 }
 
-/// Forwards `incoming` to `origin` (base URL) with `headers` plus the identity headers.
-/// Returns the promise of the origin's response without awaiting it (no future, no
-/// wasm closures): if the fetch rejects, the promise resolves to the Worker's 502 and
-/// the failure is logged, on the JavaScript side. `Err` when the request cannot be made.
-/// The request is assembled in one JavaScript call: only the URL and the three identity
-/// values cross from wasm.
+impl Identity {
+    /// No identity (routes with `auth: none`).
+    pub fn none() -> Identity {
+        Identity { sub: JsValue::UNDEFINED, sid: JsValue::UNDEFINED, claims: JsValue::UNDEFINED }
+    }
+
+    /// The headers for verified claims: `sub` and `sid` made header-safe, and the
+    /// claims header (base64url already).
+    pub fn of(claims: &Claims, claims_header: &str) -> Identity {
+        let js = |v: Option<&str>| v.map_or(JsValue::UNDEFINED, |v| JsValue::from_str(&header_safe(v)));
+        Identity { sub: js(claims.sub()), sid: js(claims.sid()), claims: js(Some(claims_header)) }
+    }
+}
+
+/// Forwards `incoming` to `origin` + `path_and_query` with `headers` plus the identity
+/// headers. Returns the promise of the origin's response without awaiting it (no
+/// future, no wasm closures): if the fetch rejects, the promise resolves to the Worker's
+/// 502 and the failure is logged, on the JavaScript side. `Err` when the request cannot
+/// be made. The request is assembled in one JavaScript call; of the strings, only the
+/// path crosses from wasm (the origin and the 502 body are JavaScript strings made once
+/// per isolate, the identity values once per token).
 pub fn forward(
     incoming: &Request,
     origin: &str,
     path_and_query: &str,
     headers: &Headers,
-    id: &Identity<'_>,
+    id: &Identity,
 ) -> Result<Promise, JsValue> {
-    let url = format!("{origin}{path_and_query}");
-    let sub = id.sub.map(header_safe);
-    let sid = id.sid.map(header_safe);
-    let claims = id.claims.map(header_safe);
-    BAD_GATEWAY_BODY.with(|body| {
-        let body = body.get_or_init(|| Reply::BadGateway.parts().3.to_string());
-        forward_js(incoming, &url, headers, sub.as_deref(), sid.as_deref(), claims.as_deref(), origin, body)
+    FORWARD_CONTEXT.with(|cx| {
+        let cx = cx.get_or_init(|| forward_context(origin, &Reply::BadGateway.parts().3.to_string()));
+        forward_js(incoming, cx, path_and_query, headers, &id.sub, &id.sid, &id.claims)
     })
 }
 
 thread_local! {
-    /// The JSON body of the Worker's 502 (see [`Reply::BadGateway`]), made once per isolate.
-    static BAD_GATEWAY_BODY: OnceCell<String> = const { OnceCell::new() };
+    /// `{origin, badGatewayBody}` for `forward_js`, made once per isolate (the origin is
+    /// the isolate's configuration; the body is [`Reply::BadGateway`]'s).
+    static FORWARD_CONTEXT: OnceCell<JsValue> = const { OnceCell::new() };
 }
 
 // The 502 is built anew in the request that needs it rather than kept per isolate: a
@@ -76,16 +83,20 @@ export function strip_headers(req) {
   return out;
 }
 
-export function forward_js(incoming, url, headers, sub, sid, claims, origin, badGatewayBody) {
+export function forward_context(origin, badGatewayBody) {
+  return { origin, badGatewayBody };
+}
+
+export function forward_js(incoming, cx, pathAndQuery, headers, sub, sid, claims) {
   if (sub !== undefined) headers.set('x-tollgate-sub', sub);
   if (sid !== undefined) headers.set('x-tollgate-sid', sid);
   if (claims !== undefined) headers.set('x-tollgate-claims', claims);
   const method = incoming.method;
   const init = { method, headers, redirect: 'manual' };
   if (method !== 'GET' && method !== 'HEAD' && incoming.body !== null) init.body = incoming.body;
-  return fetch(new Request(url, init)).catch((e) => {
-    console.log(`tollgate: origin ${origin} unreachable: ${e instanceof Error ? e.message : String(e)}`);
-    return new Response(badGatewayBody, {
+  return fetch(new Request(cx.origin + pathAndQuery, init)).catch((e) => {
+    console.log(`tollgate: origin ${cx.origin} unreachable: ${e instanceof Error ? e.message : String(e)}`);
+    return new Response(cx.badGatewayBody, {
       status: 502,
       headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
     });
@@ -99,20 +110,20 @@ extern "C" {
     #[wasm_bindgen(catch, js_name = strip_headers)]
     pub fn stripped_headers(req: &Request) -> Result<Headers, JsValue>;
 
+    fn forward_context(origin: &str, bad_gateway_body: &str) -> JsValue;
+
     /// Sets the identity headers, builds the origin request (manual redirects, the body
     /// for methods that have one) and fetches it, resolving to the Worker's 502 (and
     /// logging) if the fetch rejects.
-    #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(catch)]
     fn forward_js(
         incoming: &Request,
-        url: &str,
+        cx: &JsValue,
+        path_and_query: &str,
         headers: &Headers,
-        sub: Option<&str>,
-        sid: Option<&str>,
-        claims: Option<&str>,
-        origin: &str,
-        bad_gateway_body: &str,
+        sub: &JsValue,
+        sid: &JsValue,
+        claims: &JsValue,
     ) -> Result<Promise, JsValue>;
 }
 

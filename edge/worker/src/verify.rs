@@ -14,6 +14,7 @@ use crate::config::CryptoBackend;
 use crate::isolate::Isolate;
 use crate::keys::{self, KeyFingerprint, KeySet};
 use crate::platform::{log, now_ms};
+use crate::proxy::Identity;
 use crate::respond::Reply;
 use crate::webcrypto;
 
@@ -24,8 +25,9 @@ pub struct Verified {
     pub claims: Claims,
     /// The key that verified the signature (its entries go when the key leaves the JWKS).
     pub key: KeyFingerprint,
-    /// `X-Tollgate-Claims`: the token's payload segment (base64url of the claims' JSON).
-    pub claims_header: String,
+    /// The identity headers for the origin; `X-Tollgate-Claims` is the token's payload
+    /// segment (base64url of the claims' JSON).
+    pub identity: Identity,
 }
 
 /// Verifies `token` at time `now` (seconds): from the cache when it was verified
@@ -91,8 +93,8 @@ pub async fn verify_cold(iso: &Isolate, set: &KeySet, token: &str, now: i64) -> 
     }
     // X-Tollgate-Claims is the token's own payload segment: the claims' JSON exactly as
     // signed, already base64url (the core accepts only canonical, unpadded base64url).
-    let claims_header = token.split('.').nth(1).unwrap_or_default().to_owned();
-    Ok(Verified { key: set.fingerprint(v.key_index), claims_header, claims: v.claims })
+    let identity = Identity::of(&v.claims, token.split('.').nth(1).unwrap_or_default());
+    Ok(Verified { key: set.fingerprint(v.key_index), identity, claims: v.claims })
 }
 
 /// Whether the token names a `kid` the set does not have (or names none): only then
