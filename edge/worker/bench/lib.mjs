@@ -192,12 +192,12 @@ ${consts.join('\n')}
 // ---- wrk -----------------------------------------------------------------------
 /** One wrk run (-t1) against `url` with one bearer `token` or a token per request from
  * `tokensFile`; returns req/s, p50/p99 (ms), non-2xx count and request count. */
-export function wrk(url, { token, tokensFile }, { conns, secs }) {
+export function wrk(url, { token, tokensFile, startAt = 0 }, { conns, secs }) {
   const args = ['-t1', `-c${conns}`, `-d${secs}s`, '--latency'];
   if (token) args.push('-H', `Authorization: Bearer ${token}`);
   if (tokensFile) args.push('-s', LUA);
   args.push(url);
-  if (tokensFile) args.push('--', tokensFile);
+  if (tokensFile) args.push('--', tokensFile, String(startAt));
   const out = execFileSync('wrk', args, { encoding: 'utf8', timeout: (secs + 30) * 1000 });
   const num = (re) => {
     const m = re.exec(out);
