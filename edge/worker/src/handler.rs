@@ -24,7 +24,7 @@ use web_sys::Response;
 use crate::bench;
 use crate::isolate::{self, Isolate};
 use crate::platform::{describe, log, now_ms};
-use crate::proxy::{extract_token, forward, stripped_headers, Identity};
+use crate::proxy::{bearer_token, extract_token, forward, stripped_headers, Identity};
 use crate::replica::{self, Freshness};
 use crate::respond::Reply;
 use crate::routes::Auth;
@@ -87,7 +87,11 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
         return Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::none()));
     }
     let authorization = headers.get("authorization")?;
-    let cookie = headers.get("cookie")?;
+    // The cookie is read (copied out of JavaScript) only when there is no bearer token.
+    let cookie = match bearer_token(authorization.as_deref()) {
+        Some(_) => None,
+        None => headers.get("cookie")?,
+    };
     let Some(token) = extract_token(authorization.as_deref(), cookie.as_deref(), &iso.config.cookie_name) else {
         return Ok(Reply::MissingToken.response().into());
     };

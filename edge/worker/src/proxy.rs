@@ -149,15 +149,21 @@ pub fn extract_token<'a>(
     cookie: Option<&'a str>,
     cookie_name: &str,
 ) -> Option<&'a str> {
-    if let Some(auth) = authorization {
-        let auth = auth.trim();
-        if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
-            let t = auth[7..].trim();
-            if !t.is_empty() {
-                return Some(t);
-            }
-        }
+    bearer_token(authorization).or_else(|| cookie_token(cookie, cookie_name))
+}
+
+/// The token of an `Authorization: Bearer` header, if it is one.
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    let auth = authorization?.trim();
+    if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
+        Some(auth[7..].trim()).filter(|t| !t.is_empty())
+    } else {
+        None
     }
+}
+
+/// The value of the cookie named `cookie_name` in a `Cookie` header, if not empty.
+fn cookie_token<'a>(cookie: Option<&'a str>, cookie_name: &str) -> Option<&'a str> {
     cookie?.split(';').find_map(|pair| {
         let (name, value) = pair.trim().split_once('=')?;
         (name.trim() == cookie_name).then(|| value.trim().trim_matches('"')).filter(|v| !v.is_empty())
