@@ -16,9 +16,9 @@ import { gzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  env, need, sleep, now, median, pct, say, fetch, waitFor, freePort, launch, stopAll,
+  env, need, sleep, now, median, pct, say, fetch, waitFor, freePort, launch,
   esKey, rsKey, jwt, claims, startRevocation, startWorkerd as startWorkerdIn, IN_PROCESS_ORIGIN,
-  wrk as wrkRun, workerVars,
+  wrk as wrkRun, workerVars, runMain,
 } from './lib.mjs';
 
 const RUNS = Number(env('BENCH_RUNS', 3));
@@ -233,15 +233,4 @@ async function main() {
   process.kill(-solo.child.pid, 'SIGKILL');
 }
 
-process.on('exit', stopAll);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-main()
-  .then(() => {
-    stopAll();
-    process.exit(0);
-  })
-  .catch((e) => {
-    console.error(e);
-    stopAll();
-    process.exit(1);
-  });
+runMain(main);

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  env, need, say, median, stopAll, esKey, jwt, claims, startRevocation, startWorkerd, IN_PROCESS_ORIGIN, wrk, workerVars,
+  env, need, say, median, esKey, jwt, claims, startRevocation, startWorkerd, IN_PROCESS_ORIGIN, wrk, workerVars, runMain,
 } from './lib.mjs';
 
 const WORKERD = need('WORKERD', 'compare.mjs');
@@ -67,14 +67,4 @@ async function main() {
   }
 }
 
-process.on('exit', stopAll);
-main()
-  .then(() => {
-    stopAll();
-    process.exit(0);
-  })
-  .catch((e) => {
-    console.error(e);
-    stopAll();
-    process.exit(1);
-  });
+runMain(main);

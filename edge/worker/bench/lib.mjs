@@ -74,6 +74,23 @@ export function stopAll() {
   }
 }
 
+/** Runs a script's `main`: every process it launched is stopped on exit, on Ctrl-C and
+ * on failure; the exit status says which. */
+export function runMain(main) {
+  process.on('exit', stopAll);
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+  main()
+    .then(() => {
+      stopAll();
+      process.exit(0);
+    })
+    .catch((e) => {
+      console.error(e);
+      stopAll();
+      process.exit(1);
+    });
+}
+
 // ---- keys and tokens -------------------------------------------------------------
 export function esKey(kid) {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

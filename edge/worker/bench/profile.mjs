@@ -21,7 +21,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import {
   env, need, say, fetch, freePort, stopAll, esKey, jwt, claims, startRevocation, startWorkerd,
-  IN_PROCESS_ORIGIN, LUA, workerVars, waitFor,
+  IN_PROCESS_ORIGIN, LUA, workerVars, waitFor, runMain,
 } from './lib.mjs';
 
 const SCRIPT = 'edge/worker/profile.sh';
@@ -365,15 +365,4 @@ async function main() {
   }
 }
 
-process.on('exit', stopAll);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-main()
-  .then(() => {
-    stopAll();
-    process.exit(0);
-  })
-  .catch((e) => {
-    console.error(e);
-    stopAll();
-    process.exit(1);
-  });
+runMain(main);
