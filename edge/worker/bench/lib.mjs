@@ -114,7 +114,7 @@ export const claims = (extra = {}) => ({ iss: ISS, aud: AUD, sub: 'bench-user', 
  * (for the Worker) and a write key (for `post`). */
 export async function startRevocation(bin, work) {
   const dataDir = mkdtempSync(path.join(work, 'revocation-'));
-  // The service rejects TOLLGATE_* variables it does not know (this script's own).
+  // The service warns about TOLLGATE_* variables it does not know (this script's own).
   const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
   const key = (name, scope) =>
     execFileSync(bin, ['keys', 'create', '--data-dir', dataDir, '--name', name, '--scope', scope], {
