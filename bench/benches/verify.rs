@@ -9,25 +9,12 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use serde::Deserialize;
-use tollgate_bench::fixtures::{Alg, Fixture, PublicKey, AUDIENCE, ISSUER, NOW};
+use tollgate_bench::fixtures::{AcceptAll, Alg, Fixture, PublicKey, AUDIENCE, ISSUER, NOW};
 use tollgate_bench::lists;
 use tollgate_bench::report::{self, ids};
 use tollgate_bench::timing::{self, measure_interleaved, measuring, quick, Case};
-use tollgate_core::jwk::{P256Key, RsaKey};
 use tollgate_core::signature::Ring;
 use tollgate_core::{Denylist, RustCrypto, SignatureBackend};
-
-/// A backend that accepts every signature: what is left is the pipeline's own cost.
-struct AcceptAll;
-
-impl SignatureBackend for AcceptAll {
-    fn verify_es256(&self, _: &P256Key, _: &[u8], _: &[u8; 64]) -> bool {
-        true
-    }
-    fn verify_rs256(&self, _: &RsaKey, _: &[u8], _: &[u8]) -> bool {
-        true
-    }
-}
 
 /// The claims the peer deserializes: every member the policy requires is a
 /// non-optional field, so a token missing one fails as it does in tollgate.

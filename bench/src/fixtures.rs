@@ -184,6 +184,19 @@ fn rs256() -> Fixture {
     }
 }
 
+/// A signature backend that accepts every signature: with it, a verification measures
+/// the pipeline's own cost (parse, key choice, claims, denylist) and nothing else.
+pub struct AcceptAll;
+
+impl tollgate_core::SignatureBackend for AcceptAll {
+    fn verify_es256(&self, _: &tollgate_core::jwk::P256Key, _: &[u8], _: &[u8; 64]) -> bool {
+        true
+    }
+    fn verify_rs256(&self, _: &tollgate_core::jwk::RsaKey, _: &[u8], _: &[u8]) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

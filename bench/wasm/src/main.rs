@@ -8,23 +8,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use tollgate_bench::fixtures::{Alg, Fixture, PublicKey, NOW};
+use tollgate_bench::fixtures::{AcceptAll, Alg, Fixture, PublicKey, NOW};
 use tollgate_bench::lists;
 use tollgate_bench::timing::{measure_interleaved, Case};
-use tollgate_core::jwk::{P256Key, RsaKey};
 use tollgate_core::{Denylist, RustCrypto, SignatureBackend};
-
-/// Accepts every signature: isolates the pipeline's own cost.
-struct AcceptAll;
-
-impl SignatureBackend for AcceptAll {
-    fn verify_es256(&self, _: &P256Key, _: &[u8], _: &[u8; 64]) -> bool {
-        true
-    }
-    fn verify_rs256(&self, _: &RsaKey, _: &[u8], _: &[u8]) -> bool {
-        true
-    }
-}
 
 fn main() {
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
