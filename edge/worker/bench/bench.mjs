@@ -1,7 +1,9 @@
 // The Worker's benchmarks, on `workerd serve` (the production runtime), loopback only,
 // every load bounded. Run through edge/worker/bench.sh, which builds and installs first.
 //
-//   1. Throughput and latency (wrk -t1 -cC -dDs, median of R runs, same run for all):
+//   1. Throughput, latency and server CPU per request (wrk -t1 -cC -dDs, median of R
+//      runs, same run for all; CPU from /proc, of workerd and the Node origin, or of
+//      the Express peer and its Redis):
 //      (a) passthrough Worker (the same bundle with every route `auth: none`),
 //      (b) Tollgate with one hot token, (c) Tollgate with a new token per request
 //      (WebCrypto, and pure Rust), and the seed Express + jsonwebtoken + Redis peer on
@@ -34,13 +36,23 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
 
 async function startOrigin() {
   const port = await freePort();
-  launch(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), 'origin.mjs'), String(port)]);
+  const child = launch(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), 'origin.mjs'), String(port)]);
   const url = `http://127.0.0.1:${port}`;
   await waitFor('origin', async () => (await fetch(url)).ok);
-  return { url };
+  return { url, pid: child.pid };
 }
 const startWorkerd = (workers) => startWorkerdIn(workers, { workerd: WORKERD, build: BUILD });
 const wrk = (url, opts) => wrkRun(url, opts, { conns: CONNS, secs: SECS });
+
+// CPU time used, µs: a process's own (utime + stime), or that of this process's
+// waited-for children (cutime + cstime: wrk, run with execFileSync).
+const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+function statFields(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number); // [0] is field 3
+}
+const cpuUs = (pids) => pids.reduce((sum, pid) => sum + (statFields(pid)[11] + statFields(pid)[12]) * TICK_US, 0);
+const childrenCpuUs = () => (statFields('self')[13] + statFields('self')[14]) * TICK_US;
 
 function rssKiB(pid) {
   // workerd is the process itself (no wrapper).
@@ -84,6 +96,7 @@ async function main() {
   execFileSync(path.join(PEER, 'run.sh'), ['token'], { env: peerEnv, stdio: 'ignore', timeout: 60000 });
   const peerUrl = `http://127.0.0.1:${peerPort}/profile`;
   const peerHot = readFileSync(path.join(PEER, 'token.txt'), 'utf8').trim();
+  const peerPids = ['server.pid', 'redis.pid'].map((f) => Number(readFileSync(path.join(PEER, 'run', f), 'utf8')));
   const peerKey = { alg: 'ES256', privateKey: createPrivateKey(readFileSync(path.join(PEER, 'keys/es256-private.pem'))) };
   const peerColdFile = path.join(work, 'peer-cold.txt');
   writeFileSync(
@@ -111,17 +124,21 @@ async function main() {
     const Cr = "(c'') Tollgate, new token/request, pure-Rust signatures";
     const EH = 'Express peer, hot token';
     const EC = 'Express peer, new token/request';
+    // The server side of each scenario, for its CPU time: workerd (and the Node origin
+    // when it has one), or the Express peer's Node process and its Redis.
+    const withNode = [wd.child.pid, origin.pid];
+    const inWorkerd = [wd.child.pid];
     const scenarios = [
       // The passthrough gets the same request (with the token it forwards but never checks).
-      [A, `${wd.urls.passthrough}/profile`, { token: hot }, 'Node origin'],
-      [B, `${wd.urls.tollgate}/profile`, { token: hot }, 'Node origin'],
-      [C, `${wd.urls.tollgate}/profile`, { tokensFile: coldFile }, 'Node origin'],
-      [Ai, `${wd.urls['passthrough-in']}/profile`, { token: hot }, 'in-workerd origin'],
-      [Bi, `${wd.urls['tollgate-in']}/profile`, { token: hot }, 'in-workerd origin'],
-      [Ci, `${wd.urls['tollgate-in']}/profile`, { tokensFile: coldFile }, 'in-workerd origin'],
-      [Cr, `${wd.urls['tollgate-rust-in']}/profile`, { tokensFile: coldFile }, 'in-workerd origin'],
-      [EH, peerUrl, { token: peerHot }, 'answers itself'],
-      [EC, peerUrl, { tokensFile: peerColdFile }, 'answers itself'],
+      [A, `${wd.urls.passthrough}/profile`, { token: hot }, 'Node origin', withNode],
+      [B, `${wd.urls.tollgate}/profile`, { token: hot }, 'Node origin', withNode],
+      [C, `${wd.urls.tollgate}/profile`, { tokensFile: coldFile }, 'Node origin', withNode],
+      [Ai, `${wd.urls['passthrough-in']}/profile`, { token: hot }, 'in-workerd origin', inWorkerd],
+      [Bi, `${wd.urls['tollgate-in']}/profile`, { token: hot }, 'in-workerd origin', inWorkerd],
+      [Ci, `${wd.urls['tollgate-in']}/profile`, { tokensFile: coldFile }, 'in-workerd origin', inWorkerd],
+      [Cr, `${wd.urls['tollgate-rust-in']}/profile`, { tokensFile: coldFile }, 'in-workerd origin', inWorkerd],
+      [EH, peerUrl, { token: peerHot }, 'answers itself', peerPids],
+      [EC, peerUrl, { tokensFile: peerColdFile }, 'answers itself', peerPids],
     ];
     const results = {};
     // Each target's runs go on through the token list where its previous run stopped, so
@@ -129,31 +146,38 @@ async function main() {
     // a token comes back only after the whole list (60k) went by.
     const sent = {};
     for (let run = 0; run < RUNS; run++) {
-      for (const [name, url, opts] of scenarios) {
+      for (const [name, url, opts, , pids] of scenarios) {
+        const [server0, load0] = [cpuUs(pids), childrenCpuUs()];
         const r = wrk(url, { ...opts, startAt: sent[url] ?? 0 });
+        r.serverCpu = (cpuUs(pids) - server0) / r.requests;
+        r.loadCpu = (childrenCpuUs() - load0) / r.requests;
         sent[url] = (sent[url] ?? 0) + r.requests;
         (results[name] ??= []).push(r);
       }
     }
     say('\n## throughput (GET /profile, loopback)');
-    say('| scenario | origin | req/s | p50 ms | p99 ms | non-2xx |');
-    say('|---|---|---:|---:|---:|---:|');
+    say('| scenario | origin | req/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | wrk CPU µs/req |');
+    say('|---|---|---:|---:|---:|---:|---:|---:|');
     const med = {};
     for (const [name, , , where] of scenarios) {
       const rs_ = results[name];
-      med[name] = { rps: median(rs_.map((r) => r.rps)), p50: median(rs_.map((r) => r.p50)), p99: median(rs_.map((r) => r.p99)), errors: rs_.reduce((a, r) => a + r.errors, 0) };
+      const mid = (key) => median(rs_.map((r) => r[key]));
+      med[name] = { rps: mid('rps'), p50: mid('p50'), p99: mid('p99'), serverCpu: mid('serverCpu'), loadCpu: mid('loadCpu'), errors: rs_.reduce((a, r) => a + r.errors, 0) };
       const m = med[name];
-      say(`| ${name} | ${where} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${m.errors} |`);
+      say(`| ${name} | ${where} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${m.errors} | ${m.serverCpu.toFixed(0)} | ${m.loadCpu.toFixed(0)} |`);
     }
     const r = (a, b) => (med[a].rps / med[b].rps).toFixed(2);
     say(`ratios, Node origin:        (b)/(a) = ${r(B, A)} (goal ≥ 0.90); (b)/Express hot = ${r(B, EH)}; (c)/Express new-token = ${r(C, EC)}`);
     say(`ratios, in-workerd origin:  (b')/(a') = ${r(Bi, Ai)} (goal ≥ 0.90); (b')/Express hot = ${r(Bi, EH)}; (c')/Express new-token = ${r(Ci, EC)}; WebCrypto/pure Rust on new tokens = ${r(Ci, Cr)}`);
+    const c = (a, b) => (med[a].serverCpu / med[b].serverCpu).toFixed(2);
+    say(`server CPU per request (lower is better): (b')/(a') = ${c(Bi, Ai)}; (b')/Express hot = ${c(Bi, EH)}; (c')/Express new-token = ${c(Ci, EC)}; workerd busy ${((med[Ci].serverCpu * med[Ci].rps) / 1e6).toFixed(2)} cores in (c'), ${((med[Ai].serverCpu * med[Ai].rps) / 1e6).toFixed(2)} in (a')`);
 
     // ---- 2. cold signature cost inside workerd ----
     say('\n## one cold signature check inside workerd (POST /__tollgate/bench, n=0 vs n=N, median of 5)');
     say('| alg | backend | µs / verification |');
     say('|---|---|---:|');
     const N = Number(env('BENCH_VERIFY_N', 300));
+    const perVerify = {};
     for (const [alg, key] of [['ES256', es], ['RS256', rs]]) {
       const token = jwt(key, claims());
       for (const backend of ['webcrypto', 'rust']) {
@@ -167,9 +191,16 @@ async function main() {
         await time(N); // warm: key import, JIT
         const per = [];
         for (let i = 0; i < 5; i++) per.push(((await time(N)) - (await time(0))) / N);
+        perVerify[`${alg} ${backend}`] = median(per) / 1000; // seconds
         say(`| ${alg} | ${backend} | ${(median(per) * 1000).toFixed(0)} |`);
       }
     }
+    // The ceiling of (c'): workerd runs the isolates (and the in-workerd origin) on one
+    // thread, which (a') already keeps busy (see "workerd busy" above), and WebCrypto
+    // verifies synchronously on it: a new-token request costs at least an (a') request
+    // plus one ES256 check, even with every other cost of Tollgate's at zero.
+    const ceiling = 1 / (1 / med[Ai].rps + perVerify['ES256 webcrypto']);
+    say(`\nceiling of (c'): 1 / (1/(a') + one ES256 check) = ${ceiling.toFixed(0)} req/s = ${(ceiling / med[EC].rps).toFixed(2)} × Express new-token; (c') reached ${((100 * med[Ci].rps) / ceiling).toFixed(0)}% of it`);
 
     // ---- 3. revocation propagation ----
     const samples = [];
