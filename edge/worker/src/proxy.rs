@@ -1,7 +1,9 @@
 //! Forwarding to the origin, and the header rules around it.
 //!
 //! Client headers named `X-Tollgate-*` are always stripped (on every route, with or
-//! without a token) so the origin can trust the ones the Worker sets: `X-Tollgate-Sub`,
+//! without a token), also when spelled with `_` for either `-` (`X-Tollgate_Sid`,
+//! which CGI/WSGI-style origins read as `X-Tollgate-Sid`), so the origin can trust the
+//! ones the Worker sets: `X-Tollgate-Sub`,
 //! `X-Tollgate-Sid` (values outside printable ASCII are percent-encoded) and
 //! `X-Tollgate-Claims` (base64url of the verified claims' JSON). `Host` is dropped so
 //! the origin sees its own. Redirects are passed back to the client, not followed.
@@ -77,7 +79,7 @@ export function strip_headers(req) {
   const out = new Headers(req.headers);
   const doomed = [];
   for (const name of out.keys()) {
-    if (name === 'host' || name.startsWith('x-tollgate-')) doomed.push(name);
+    if (name === 'host' || (name.charCodeAt(0) === 120 && /^x[-_]tollgate[-_]/.test(name))) doomed.push(name);
   }
   for (const name of doomed) out.delete(name);
   return out;
@@ -154,12 +156,12 @@ pub fn extract_token<'a>(
 
 /// The token of an `Authorization: Bearer` header, if it is one.
 pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    // Compared as bytes: the header may hold any characters, and a `str` may only be cut
+    // at a character boundary (byte 7 of "Bearer" followed by a multi-byte character
+    // is not one).
     let auth = authorization?.trim();
-    if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
-        Some(auth[7..].trim()).filter(|t| !t.is_empty())
-    } else {
-        None
-    }
+    let (scheme, token) = (auth.as_bytes().get(..7)?, auth.get(7..)?);
+    scheme.eq_ignore_ascii_case(b"bearer ").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// The value of the cookie named `cookie_name` in a `Cookie` header, if not empty.
@@ -183,6 +185,23 @@ mod tests {
         assert_eq!(extract_token(None, Some("xaccess_token=1; access_token="), "access_token"), None);
         assert_eq!(extract_token(None, Some("sid=1"), "sid"), Some("1"));
         assert_eq!(extract_token(None, None, "access_token"), None);
+    }
+
+    #[test]
+    fn any_authorization_value_is_safe() {
+        // Multi-byte characters across byte 7, or where the token would start: no panic.
+        for v in [
+            "Bearer\u{e9}x",
+            "Beare\u{e9}x",
+            "Bearer\u{fffd}",
+            "\u{e9}\u{e9}\u{e9}\u{e9}",
+            "Bearer \u{e9}",
+            "\u{1f600}",
+        ] {
+            assert_eq!(bearer_token(Some(v)).is_some(), v == "Bearer \u{e9}", "{v:?}");
+        }
+        assert_eq!(bearer_token(Some("Bearer \u{e9}")), Some("\u{e9}"));
+        assert_eq!(extract_token(Some("Bearer\u{e9}x"), Some("access_token=c"), "access_token"), Some("c"));
     }
 
     #[test]

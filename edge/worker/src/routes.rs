@@ -122,7 +122,7 @@ impl Routes {
             if !r.path.starts_with('/') && r.path != "*" {
                 return Err(format!("path {:?} does not start with /", r.path));
             }
-            if r.path[..r.path.len().saturating_sub(1)].contains('*') {
+            if r.path.strip_suffix('*').unwrap_or(&r.path).contains('*') {
                 return Err(format!("path {:?}: * is allowed only at the end", r.path));
             }
             let demands = !(r.roles_any.is_empty()
@@ -228,5 +228,9 @@ mod tests {
         ] {
             assert!(Routes::from_json(bad).is_err(), "{bad}");
         }
+        // Paths ending in a multi-byte character are judged, not cut mid-character.
+        assert!(Routes::from_json(r#"[{"path":"/caf\u00e9"}]"#).is_ok());
+        assert!(Routes::from_json(r#"[{"path":"/*caf\u00e9"}]"#).is_err());
+        assert!(Routes::from_json(r#"[{"path":"/caf\u00e9*"}]"#).is_ok());
     }
 }
