@@ -246,10 +246,20 @@ impl Config {
             }
             dedup(out)
         });
+        let audiences = string_list(AUDIENCES, var(AUDIENCES))?;
+        // A provider's keys sign ID tokens for every app of all its clients: without an
+        // audience, any Google or Kakao account's token for any app would pass.
+        let uses_preset = sources.iter().any(|s| matches!(s, KeySource::Url { issuers: Some(_), .. }));
+        if uses_preset && audiences.as_ref().is_none_or(Vec::is_empty) {
+            return Err(ConfigError::Invalid(
+                AUDIENCES,
+                "required with the google/kakao presets: name your client IDs (their tokens' aud)".into(),
+            ));
+        }
         let leeway_seconds = number(LEEWAY_SECONDS, var(LEEWAY_SECONDS), 60)?;
         let policy = PolicyConfig {
             issuers,
-            audiences: string_list(AUDIENCES, var(AUDIENCES))?,
+            audiences,
             algorithms: string_list(ALGORITHMS, var(ALGORITHMS))?,
             leeway_seconds: Some(leeway_seconds),
             required_claims: string_list(REQUIRED_CLAIMS, var(REQUIRED_CLAIMS))?,
@@ -404,6 +414,7 @@ mod tests {
             (ORIGIN, "https://o.test"),
             (JWKS_URLS, r#"["google","kakao"]"#),
             (ISSUERS, r#"["google","kakao","https://x.test"]"#),
+            (AUDIENCES, r#"["my-client-id"]"#),
             (PRESET_JWKS_URLS, r#"{"kakao":"http://127.0.0.1:9/k.json"}"#),
         ])
         .unwrap();
@@ -420,6 +431,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn presets_need_audiences() {
+        for audiences in [None, Some("[]")] {
+            let mut v = vec![(ORIGIN, "https://o.test"), (JWKS_URLS, r#"["https://keys.test/a.json","kakao"]"#)];
+            v.extend(audiences.map(|a| (AUDIENCES, a)));
+            assert!(matches!(cfg(&v).unwrap_err(), ConfigError::Invalid(AUDIENCES, _)), "{audiences:?}");
+        }
+        // Without a preset, audiences stay optional.
+        assert!(cfg(&[(ORIGIN, "https://o.test"), (JWKS_URLS, r#"["https://keys.test/a.json"]"#)]).is_ok());
     }
 
     #[test]
