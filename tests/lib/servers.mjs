@@ -61,3 +61,43 @@ export async function startJwksHost() {
     close: () => new Promise((r) => { server.close(r); server.closeAllConnections(); }),
   };
 }
+
+/**
+ * A proxy in front of the revocation service that can misbehave as something on the
+ * way to it could: `mode` 'pass' forwards; 'unsigned' answers delta requests with
+ * `unsignedStatus` (204 by default) and no body; 'rollback' answers deltas with 410 and
+ * snapshots with the first snapshot it passed (an older, validly signed one: a service
+ * restored from a backup, or a replay). `snapshotDelayMs` holds snapshot answers back.
+ */
+export async function startServiceProxy(target) {
+  const state = { mode: 'pass', unsignedStatus: 204, snapshotDelayMs: 0, firstSnapshot: null, snapshots: 0, requests: 0 };
+  const server = http.createServer(async (req, res) => {
+    state.requests++;
+    const u = new URL(req.url, 'http://x');
+    const isDelta = u.pathname === '/v1/denylist' && u.searchParams.has('since');
+    const isSnapshot = u.pathname === '/v1/denylist' && !isDelta;
+    try {
+      if (isDelta && state.mode === 'unsigned') return res.writeHead(state.unsignedStatus).end();
+      if (isDelta && state.mode === 'rollback') return res.writeHead(410).end();
+      if (isSnapshot) {
+        state.snapshots++;
+        if (state.snapshotDelayMs) await new Promise((r) => setTimeout(r, state.snapshotDelayMs));
+        if (state.mode === 'rollback' && state.firstSnapshot) {
+          return res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(state.firstSnapshot);
+        }
+      }
+      const upstream = await fetch(target + req.url, { headers: { authorization: req.headers.authorization ?? '', accept: req.headers.accept ?? '*/*' } });
+      const body = Buffer.from(await upstream.arrayBuffer());
+      if (isSnapshot && upstream.ok) state.firstSnapshot ??= body;
+      res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(502).end();
+    }
+  });
+  const port = await listen(server);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    state,
+    close: () => new Promise((r) => { server.close(r); server.closeAllConnections(); }),
+  };
+}

@@ -7,15 +7,20 @@
 //! (the service no longer holds events after our sequence) or a gap means: take a
 //! snapshot again.
 //!
-//! Staleness is the time since the service last answered (a delta, an empty long-poll,
-//! or a snapshot). The long-poll waits at most half the staleness bound, so a healthy
-//! service keeps the replica fresh. When the replica is staler than
-//! `TOLLGATE_MAX_STALENESS_SECONDS`, the request tries one short inline sync (shared by
-//! concurrent requests, at most one attempt a second); if that fails too, fail mode
-//! `closed` answers 503 and `open` lets the request through on the replica it has.
+//! Staleness is the time since the service last answered with a signed message that
+//! continues the replica (a delta, an empty long-poll's empty delta, or a snapshot). An
+//! unsigned answer, or a signed one older than the replica (a service restored from a
+//! backup, or an old message replayed), refreshes nothing. The long-poll waits at most
+//! half the staleness bound, so a healthy service keeps the replica fresh. When the
+//! replica is staler than `TOLLGATE_MAX_STALENESS_SECONDS`, the request starts one sync
+//! (shared by concurrent requests, at most one attempt a second) and waits for it at
+//! most 3 s; a sync still running then (a large snapshot on a slow link) goes on in the
+//! background. If the replica is still stale, fail mode `closed` answers 503 and `open`
+//! lets the request through on the replica it has.
 
 use std::rc::Rc;
 
+use futures_util::future::{select, Either};
 use tollgate_core::{Claims, Denylist, WireError};
 
 use crate::config::{FailMode, Revocation};
@@ -25,8 +30,15 @@ use crate::platform::{fetch_all, get_request, log, now_ms, sleep};
 
 /// Largest snapshot or delta accepted, bytes (a 1M-entry snapshot is about 12 MB).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
-/// Deadline of an inline sync (a request waits at most this long for the service).
+/// How long a request waits for a sync it starts or finds running; also the deadline of
+/// a delta fetched for a stale replica.
 const INLINE_TIMEOUT_MS: u64 = 3_000;
+/// Deadline of a snapshot (the first, or after a 410): a 1M-entry list is ~12 MB. Within
+/// the 30 s that `waitUntil` work may outlive its request.
+const SNAPSHOT_TIMEOUT_MS: u64 = 25_000;
+/// After this long, a sync's "running" mark is taken to be left over from a request
+/// context that went away.
+const RUNNING_FOR_AT_MOST_MS: f64 = SNAPSHOT_TIMEOUT_MS as f64 + 1_000.0;
 /// Least time between two inline sync attempts after a failure.
 const INLINE_RETRY_MS: f64 = 1_000.0;
 /// Least time between two background polls after a failed one.
@@ -42,6 +54,11 @@ pub struct Replica {
     inline_since_ms: Option<f64>,
     last_inline_fail_ms: f64,
     last_prune_ms: f64,
+    /// Set when the service offered a snapshot older than the replica: its log went back
+    /// (restored from a backup, reset) or a message was replayed. Deltas after that would
+    /// silently skip the events the replica never saw, so nothing more is taken from the
+    /// service; the replica stays stale until the Worker is redeployed (new isolates).
+    diverged: Option<String>,
 }
 
 impl Default for Replica {
@@ -54,6 +71,7 @@ impl Default for Replica {
             inline_since_ms: None,
             last_inline_fail_ms: f64::NEG_INFINITY,
             last_prune_ms: f64::NEG_INFINITY,
+            diverged: None,
         }
     }
 }
@@ -103,7 +121,7 @@ pub async fn ensure_fresh(iso: &Rc<Isolate>, ctx: &worker::Context) -> Freshness
     if iso.replica.borrow().fresh(rev, now_ms()) {
         return Freshness::Fresh;
     }
-    inline_sync(iso, rev).await;
+    inline_sync(iso, ctx).await;
     start_poll(iso, ctx);
     let now = now_ms();
     if iso.replica.borrow().fresh(rev, now) {
@@ -115,15 +133,20 @@ pub async fn ensure_fresh(iso: &Rc<Isolate>, ctx: &worker::Context) -> Freshness
     }
 }
 
-/// Runs one short sync in this request, or waits for the one another request runs.
-async fn inline_sync(iso: &Rc<Isolate>, rev: &Revocation) {
+/// Syncs for a stale replica: starts one sync, or waits for the one another request
+/// started, for at most [`INLINE_TIMEOUT_MS`]. A sync this request started and that is
+/// still running then goes on under `ctx.wait_until`, so a snapshot too large to arrive
+/// in one request's wait still arrives.
+async fn inline_sync(iso: &Rc<Isolate>, ctx: &worker::Context) {
     let deadline = now_ms() + INLINE_TIMEOUT_MS as f64 + 500.0;
     loop {
         let now = now_ms();
         let (running, failed_recently) = {
             let r = iso.replica.borrow();
-            let running = r.inline_since_ms.is_some_and(|t| now - t < INLINE_TIMEOUT_MS as f64 + 1_000.0);
-            (running, now - r.last_inline_fail_ms < INLINE_RETRY_MS)
+            (
+                r.inline_since_ms.is_some_and(|t| now - t < RUNNING_FOR_AT_MOST_MS),
+                now - r.last_inline_fail_ms < INLINE_RETRY_MS,
+            )
         };
         if !running {
             if failed_recently {
@@ -131,7 +154,7 @@ async fn inline_sync(iso: &Rc<Isolate>, rev: &Revocation) {
             }
             break;
         }
-        if now > deadline || iso.replica.borrow().fresh(rev, now) {
+        if now > deadline || iso.config.revocation.as_ref().is_some_and(|rev| iso.replica.borrow().fresh(rev, now)) {
             return;
         }
         // Another request is syncing: wait on our own timer (never on its I/O, which
@@ -139,13 +162,21 @@ async fn inline_sync(iso: &Rc<Isolate>, rev: &Revocation) {
         sleep(5).await;
     }
     iso.replica.borrow_mut().inline_since_ms = Some(now_ms());
-    let result = sync_once(iso, rev, 0, INLINE_TIMEOUT_MS).await;
-    let mut r = iso.replica.borrow_mut();
-    r.inline_since_ms = None;
-    if let Err(e) = result {
-        r.last_inline_fail_ms = now_ms();
-        drop(r);
-        log(&format!("tollgate: denylist sync from {} failed: {e}", rev.url));
+    let owned = Rc::clone(iso);
+    let sync = Box::pin(async move {
+        let Some(rev) = owned.config.revocation.as_ref() else { return };
+        let result = sync_once(&owned, rev, 0, INLINE_TIMEOUT_MS).await;
+        let mut r = owned.replica.borrow_mut();
+        r.inline_since_ms = None;
+        if let Err(e) = result {
+            r.last_inline_fail_ms = now_ms();
+            drop(r);
+            log(&format!("tollgate: denylist sync from {} failed: {e}", rev.url));
+        }
+    });
+    let wait = Box::pin(sleep((deadline - now_ms()).max(0.0) as u64));
+    if let Either::Right(((), sync)) = select(sync, wait).await {
+        ctx.wait_until(sync);
     }
 }
 
@@ -183,6 +214,9 @@ fn start_poll(iso: &Rc<Isolate>, ctx: &worker::Context) {
 /// One exchange with the service: a delta after our sequence (long-polling `wait`
 /// seconds), or a snapshot when we have none or the service says 410.
 async fn sync_once(iso: &Rc<Isolate>, rev: &Revocation, wait: u64, timeout_ms: u64) -> Result<(), FetchError> {
+    if let Some(why) = iso.replica.borrow().diverged.as_ref() {
+        return Err(FetchError::Body(why.clone()));
+    }
     let seq = iso.replica.borrow().list.as_ref().map(Denylist::seq);
     if let Some(seq) = seq {
         let url = format!("{}/v1/denylist?since={seq}&wait={wait}", rev.url);
@@ -192,26 +226,24 @@ async fn sync_once(iso: &Rc<Isolate>, rev: &Revocation, wait: u64, timeout_ms: u
                 let mut r = iso.replica.borrow_mut();
                 let Some(list) = r.list.as_mut() else { return Err(FetchError::Body("replica vanished".into())) };
                 match list.apply_delta(&got.body, &rev.key) {
-                    // An older answer than one already applied (an inline sync overtook
-                    // this poll) still proves the service is reachable.
-                    Ok(_) | Err(WireError::Backwards { .. }) => {
+                    Ok(_) => {
                         mark_ok(&mut r);
                         return Ok(());
                     }
+                    // Older than what the replica holds: another sync overtook this one
+                    // (and counted as hearing from the service), or an old message was
+                    // replayed. Either way it refreshes nothing.
+                    Err(WireError::Backwards { .. }) => return Ok(()),
                     Err(WireError::Gap { .. }) => {}
                     Err(e) => return Err(FetchError::Body(e.to_string())),
                 }
-            }
-            204 | 304 => {
-                mark_ok(&mut iso.replica.borrow_mut());
-                return Ok(());
             }
             410 => {}
             s => return Err(FetchError::Status(s)),
         }
     }
     let url = format!("{}/v1/denylist", rev.url);
-    let got = fetch_all(&request(rev, &url)?, timeout_ms, MAX_MESSAGE_BYTES).await?;
+    let got = fetch_all(&request(rev, &url)?, timeout_ms.max(SNAPSHOT_TIMEOUT_MS), MAX_MESSAGE_BYTES).await?;
     if got.status != 200 {
         return Err(FetchError::Status(got.status));
     }
@@ -220,9 +252,21 @@ async fn sync_once(iso: &Rc<Isolate>, rev: &Revocation, wait: u64, timeout_ms: u
     let result = list.apply_snapshot(&got.body, &rev.key);
     r.list = Some(list);
     match result {
-        Ok(()) | Err(WireError::Backwards { .. }) => {
+        Ok(()) => {
             mark_ok(&mut r);
             Ok(())
+        }
+        // The service's log is behind the replica: restored from a backup or reset, or an
+        // old snapshot replayed. Taking it would forget revocations; the replica keeps
+        // what it has and stays stale (the fail mode decides), and the log says why.
+        Err(WireError::Backwards { current, offered }) => {
+            let why = format!(
+                "the service offered a snapshot at seq {offered}, behind this replica's seq {current}: its log \
+                 went back (restored from a backup? reset?) or an old snapshot was replayed; this isolate takes \
+                 nothing more from it and its replica stays stale until the Worker is redeployed"
+            );
+            r.diverged = Some(why.clone());
+            Err(FetchError::Body(why))
         }
         Err(e) => {
             // A failed first snapshot leaves no replica, never an empty one that passes all.
