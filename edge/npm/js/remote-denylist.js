@@ -170,20 +170,16 @@ export class RemoteDenylist {
       await res.body?.cancel();
       return this.#snapshot(signal);
     }
-    if (res.status === 204 || res.status === 304) {
-      this.#synced();
-      return undefined;
-    }
     if (!res.ok) throw await httpError(res, 'delta');
+    // Only a signed delta counts as hearing from the service: an empty or unsigned
+    // answer (anything on the way could forge one) leaves the replica as stale as it was.
     const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.length > 0) {
-      try {
-        this.denylist.applyDelta(bytes, key);
-      } catch (e) {
-        // The delta does not continue this replica: start again from a snapshot.
-        if (e?.code === 'DENYLIST_GAP' || e?.code === 'DENYLIST_NO_SNAPSHOT') return this.#snapshot(signal);
-        throw e;
-      }
+    try {
+      this.denylist.applyDelta(bytes, key);
+    } catch (e) {
+      // The delta does not continue this replica: start again from a snapshot.
+      if (e?.code === 'DENYLIST_GAP' || e?.code === 'DENYLIST_NO_SNAPSHOT') return this.#snapshot(signal);
+      throw e;
     }
     this.#synced();
     return undefined;

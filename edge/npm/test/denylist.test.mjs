@@ -99,6 +99,10 @@ async function fakeService() {
       return;
     }
     const since = u.searchParams.get('since');
+    if (since !== null && state.unsigned !== undefined) {
+      res.writeHead(state.unsigned).end();
+      return;
+    }
     if (since === null) {
       // Snapshots carry no entries here (fingerprints need the service's SipHash key), so
       // the stand-in's snapshot is taken at seq 0 and events arrive as deltas.
@@ -196,6 +200,29 @@ describe('RemoteDenylist (stand-in service)', () => {
 
     const unauthorised = new RemoteDenylist({ url: svc.url, token: 'wrong', publicJwk: svcKey.jwk, onError: (e) => errors.push(e), retryMinMs: 10 });
     await assert.rejects(unauthorised.start(), (e) => e.code === 'DENYLIST_FETCH' && /401/.test(e.message));
+  });
+
+  it('an unsigned answer to a delta request (204, 304, empty 200) does not make the replica fresh', async () => {
+    const svc3 = await fakeService();
+    const clock = manualClock();
+    const remote = new RemoteDenylist({ url: svc3.url, token: 'read-key', publicJwk: svcKey.jwk, clock, maxStalenessSeconds: 10 });
+    try {
+      await remote.sync(); // snapshot
+      await remote.sync(); // a signed delta
+      assert.equal(remote.stale, false);
+      clock.advance(10_001);
+      assert.equal(remote.stale, true);
+      for (const status of [204, 304, 200]) {
+        svc3.state.unsigned = status;
+        await assert.rejects(remote.sync(), (e) => e instanceof TollgateError, `status ${status}`);
+        assert.equal(remote.stale, true, `status ${status}`);
+      }
+      svc3.state.unsigned = undefined;
+      await remote.sync();
+      assert.equal(remote.stale, false, 'a signed delta makes it fresh again');
+    } finally {
+      await svc3.close();
+    }
   });
 
   it('keeps retrying with backoff while the service is down, and catches up', async () => {
