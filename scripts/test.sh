@@ -29,7 +29,7 @@ cargo test -p tollgate-core --features ring
 step "no_std + alloc: tollgate-core for wasm32-unknown-unknown without default features"
 cargo build -p tollgate-core --no-default-features --target wasm32-unknown-unknown
 
-step "npm package @tollgate/verify: build, node:test suite (conformance, interop, Express, workerd)"
+step "npm package @tollgate/verify: build, node:test suite (conformance, interop, Express, workerd, Deno, Chromium)"
 edge/npm/test.sh
 
 step "Worker end to end: real workerd via wrangler dev, the revocation service, jose tokens"

@@ -150,3 +150,42 @@ ensure_npm_deps() {
     echo "$want" >"$stamp"
   fi
 }
+
+# Deno from npm (the `deno` package, whose platform package carries the binary), into
+# .tools/deno, for the package's Deno test. Sets DENO_BIN.
+TOLLGATE_DENO_VERSION=2.9.6
+ensure_deno() {
+  local dir="$TOOLS/deno" platform
+  case "$(uname -m)" in
+    x86_64) platform=linux-x64-glibc ;;
+    aarch64 | arm64) platform=linux-arm64-glibc ;;
+    *) echo "ensure_deno: no Deno npm package for $(uname -m)" >&2; return 1 ;;
+  esac
+  local bin="$dir/node_modules/@deno/$platform/deno"
+  if [ ! -x "$bin" ] || [ "$(DENO_NO_UPDATE_CHECK=1 "$bin" --version 2>/dev/null | head -1 | cut -d' ' -f2)" != "$TOLLGATE_DENO_VERSION" ]; then
+    log "installing Deno $TOLLGATE_DENO_VERSION into .tools/deno"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "deno@$TOLLGATE_DENO_VERSION" >/dev/null
+    "$bin" --version >/dev/null
+  fi
+  ln -sf "$bin" "$TOOLS/bin/deno"
+  export DENO_BIN="$bin"
+  # Deno would otherwise look for a newer release on the network.
+  export DENO_NO_UPDATE_CHECK=1
+}
+
+# Chromium from Debian, for the package's browser test (driven by playwright-core,
+# which never downloads a browser of its own here); apt-get needs root, as the other
+# apt installs here. Sets CHROMIUM_BIN. Fails loudly when apt cannot install it: the
+# browser test is part of the suite, not optional.
+ensure_chromium() {
+  export CHROMIUM_BIN=/usr/bin/chromium
+  if [ -x "$CHROMIUM_BIN" ]; then return 0; fi
+  log "installing chromium (apt)"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+      { echo "ensure_chromium: apt-get could not install chromium (needed by edge/npm/test/browser.test.mjs)" >&2; return 1; }
+  fi
+  [ -x "$CHROMIUM_BIN" ] || { echo "ensure_chromium: $CHROMIUM_BIN missing after apt-get install chromium" >&2; return 1; }
+}

@@ -6,7 +6,8 @@
 #   3. the native binaries the Node tests drive: the `tollgate` CLI (the native core's
 #      conformance runner, for interop comparison) and `tollgate-revocation`
 #   4. node --test test/*.test.mjs (on the machine's Node, >= 20), with Node 22 and
-#      wrangler for the workerd test and the Node 22 pack check
+#      wrangler for the workerd test and the Node 22 pack check, Deno for the Deno
+#      test, and Debian's chromium for the bundler + browser test
 #
 # Everything it needs is installed idempotently (scripts/tools.sh). A few minutes once
 # the cargo builds are warm; bounded per test by node:test's timeout.
@@ -21,6 +22,8 @@ CARGO_CWD="$TOLLGATE_ROOT"
 ensure_rust
 ensure_npm_deps
 ensure_wrangler # also Node 22 (NODE22)
+ensure_deno     # DENO_BIN
+ensure_chromium # CHROMIUM_BIN (apt); fails the run if it cannot be installed
 
 log "cargo test -p tollgate-wasm"
 (cd "$CARGO_CWD" && cargo test -p tollgate-wasm --quiet)
@@ -37,7 +40,7 @@ else
   export TOLLGATE_REVOCATION_BIN="$CARGO_TARGET_DIR/debug/tollgate-revocation.absent"
 fi
 
-export NODE22 WRANGLER_JS
+export NODE22 WRANGLER_JS DENO_BIN CHROMIUM_BIN
 log "node --test ($(node --version))"
 cd "$NPM_DIR"
 node --test --test-timeout=180000 test/*.test.mjs

@@ -3,10 +3,12 @@
 // deadlines (never sleeping and hoping).
 
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import * as jose from 'jose';
+import { readConformanceCases } from './cases.mjs';
+
+export { caseDenylist, policyOptions } from './judge.mjs';
 
 export * as pkg from '../pkg/dist/node.js';
 
@@ -14,50 +16,13 @@ export const NPM_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const PKG_DIR = fileURLToPath(new URL('../pkg', import.meta.url));
 
+/** The directory of the shared conformance cases (TOLLGATE_CONFORMANCE_DIR overrides). */
+export const CONFORMANCE_DIR =
+  process.env.TOLLGATE_CONFORMANCE_DIR ?? fileURLToPath(new URL('../../../../shared/conformance/cases', import.meta.url));
+
 /** The shared conformance cases, by file. */
 export function conformanceCases() {
-  const dir = process.env.TOLLGATE_CONFORMANCE_DIR ?? fileURLToPath(new URL('../../../../shared/conformance/cases', import.meta.url));
-  if (!existsSync(dir)) throw new Error(`conformance cases not found at ${dir} (set TOLLGATE_CONFORMANCE_DIR)`);
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.jsonl'))
-    .sort()
-    .map((file) => ({
-      file,
-      cases: readFileSync(`${dir}/${file}`, 'utf8')
-        .split('\n')
-        .filter((l) => l.trim())
-        .map((l) => JSON.parse(l)),
-    }));
-}
-
-/** The conformance policy (snake_case) as Verifier options (camelCase). */
-export function policyOptions(policy = {}) {
-  const map = {
-    issuers: 'issuers',
-    audiences: 'audiences',
-    algorithms: 'algorithms',
-    leeway_seconds: 'leewaySeconds',
-    required_claims: 'requiredClaims',
-    typ: 'typ',
-    max_token_bytes: 'maxTokenBytes',
-    min_rsa_bits: 'minRsaBits',
-  };
-  const out = {};
-  for (const [k, v] of Object.entries(policy)) {
-    if (!(k in map)) throw new Error(`unknown conformance policy field ${k}`);
-    out[map[k]] = v;
-  }
-  return out;
-}
-
-/** A conformance case's denylist as a package Denylist (entries never expire). */
-export function caseDenylist(Denylist, d) {
-  const list = new Denylist();
-  const forever = 2 ** 40;
-  for (const jti of d?.jti ?? []) list.revokeJti(jti, forever);
-  for (const sid of d?.sid ?? []) list.revokeSid(sid, forever);
-  for (const [sub, before] of Object.entries(d?.sub_before ?? {})) list.revokeSubject(sub, before, forever);
-  return list;
+  return readConformanceCases(CONFORMANCE_DIR);
 }
 
 /** An ES256 or RS256 key pair from jose, with its public JWK (kid, alg, use). */
@@ -74,6 +39,40 @@ export function sign(key, claims, header = {}) {
 
 /** Seconds since the epoch for tests that need a fixed clock. */
 export const NOW = 1_800_000_000;
+
+/**
+ * Tokens minted by jose, shaped as conformance cases (so judge.mjs runs and judges
+ * them like the shared ones): ES256 and RS256 accepted, expired, wrong audience, and
+ * revoked through each kind of Denylist entry (jti, sid, subject cutoff).
+ */
+export async function joseCases() {
+  const es = await keyPair('ES256', 'jose-es');
+  const rs = await keyPair('RS256', 'jose-rs');
+  const jwks = { keys: [es.jwk, rs.jwk] };
+  const policy = { issuers: ['https://issuer.example'], audiences: ['https://api.example'] };
+  const base = { iss: 'https://issuer.example', aud: 'https://api.example', sub: 'alice', iat: NOW - 10, exp: NOW + 300 };
+  const c = async (id, key, claims, expect, denylist) => ({
+    id,
+    token: await sign(key, { ...base, ...claims }),
+    jwks,
+    policy,
+    now: NOW,
+    ...(denylist ? { denylist } : {}),
+    expect,
+  });
+  const accept = { verdict: 'accept' };
+  const reject = (reason) => ({ verdict: 'reject', reason });
+  return [
+    await c('jose-es256', es, { jti: 'a1' }, accept),
+    await c('jose-rs256', rs, { jti: 'a2' }, accept),
+    await c('jose-es256-expired', es, { exp: NOW - 1 }, reject('expired')),
+    await c('jose-rs256-audience', rs, { aud: 'https://other.example' }, reject('invalid_audience')),
+    await c('jose-es256-jti-revoked', es, { jti: 'gone' }, reject('revoked'), { jti: ['gone'] }),
+    await c('jose-rs256-sid-revoked', rs, { sid: 's1' }, reject('revoked'), { sid: ['s1'] }),
+    await c('jose-es256-subject-cutoff', es, {}, reject('revoked'), { sub_before: { alice: NOW } }),
+    await c('jose-rs256-after-cutoff', rs, {}, accept, { sub_before: { alice: NOW - 60 } }),
+  ];
+}
 
 /** Starts a Node http server on 127.0.0.1 (ephemeral port); resolves to { url, server, close }. */
 export async function listen(handler) {
