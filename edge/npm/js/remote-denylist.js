@@ -7,6 +7,12 @@
 // does not continue the replica's sequence both lead to a fresh snapshot. Failures back
 // off exponentially (retryMinMs → retryMaxMs) and are reported to onError.
 //
+// A snapshot older than the replica (the service's log went back: restored from a
+// backup, reset, or an old snapshot replayed) is refused, and from then on every sync
+// fails with that error (code DENYLIST_BACKWARDS) without asking the service: deltas
+// after it would silently skip the events this replica never saw. Make a new
+// RemoteDenylist to start over from the service's current snapshot.
+//
 // Staleness: the replica is stale when its last successful exchange with the service
 // is older than maxStalenessSeconds. With failMode "closed" (the default) a Verifier
 // given a stale replica refuses to verify (TollgateError code DENYLIST_STALE; the
@@ -32,6 +38,7 @@ export class RemoteDenylist {
   #onError;
   #onUpdate;
   #hasSnapshot = false;
+  #diverged = null;
   #lastSyncAt = null;
   #running = false;
   #loop = null;
@@ -107,6 +114,7 @@ export class RemoteDenylist {
 
   /** One exchange: a snapshot when there is none yet, else one delta (long-polled up to waitSeconds). */
   async sync({ waitSeconds = 0, signal } = {}) {
+    if (this.#diverged) throw this.#diverged;
     if (!this.#hasSnapshot) return this.#snapshot(signal);
     return this.#delta(waitSeconds, signal);
   }
@@ -158,7 +166,12 @@ export class RemoteDenylist {
     const res = await this.#get('/v1/denylist', signal);
     if (!res.ok) throw await httpError(res, 'snapshot');
     const bytes = new Uint8Array(await res.arrayBuffer());
-    this.denylist.applySnapshot(bytes, key);
+    try {
+      this.denylist.applySnapshot(bytes, key);
+    } catch (e) {
+      if (e?.code === 'DENYLIST_BACKWARDS') this.#diverged = e;
+      throw e;
+    }
     this.#hasSnapshot = true;
     this.#synced();
   }

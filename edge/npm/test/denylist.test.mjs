@@ -225,6 +225,27 @@ describe('RemoteDenylist (stand-in service)', () => {
     }
   });
 
+  it('a snapshot behind the replica is refused, and nothing more is taken from that service', async () => {
+    const svc4 = await fakeService();
+    const remote = new RemoteDenylist({ url: svc4.url, token: 'read-key', publicJwk: svcKey.jwk });
+    try {
+      await remote.sync(); // snapshot at 0
+      svc4.publish({ kind: 'jti', id: 'r1', exp: NOW + 60 });
+      svc4.publish({ kind: 'jti', id: 'r2', exp: NOW + 60 });
+      await remote.sync(); // delta to 2
+      assert.equal(remote.seq, 2);
+      svc4.state.gone = true; // 410, then the stand-in's snapshot at seq 0: behind the replica
+      await assert.rejects(remote.sync(), (e) => e.code === 'DENYLIST_BACKWARDS');
+      const asked = svc4.state.requests.length;
+      await assert.rejects(remote.sync(), (e) => e.code === 'DENYLIST_BACKWARDS');
+      assert.equal(svc4.state.requests.length, asked, 'no further request to the service');
+      assert.equal(remote.seq, 2, 'the replica keeps what it had');
+      assert.equal(await reason(await sign(es, { exp: NOW + 60, jti: 'r2' }), remote), 'revoked');
+    } finally {
+      await svc4.close();
+    }
+  });
+
   it('keeps retrying with backoff while the service is down, and catches up', async () => {
     const svc2 = await fakeService();
     const errors = [];
