@@ -276,6 +276,51 @@ test('role and scope rules: 403 insufficient_scope, 200 when met', async () => {
   assert.equal(seenAt('/reports/q1').body, '{"n":1}', 'request body forwarded');
 });
 
+test('one canonical path: the rules match what the origin receives; ambiguous paths are 400', async () => {
+  const user = await mint(keys.es, { role: 'user' });
+  const admin = await mint(keys.es, { roles: ['admin'] });
+  // Spellings an origin that decodes, merges slashes or ignores case serves as /admin/...:
+  // the admin rule applies to each, and the origin receives the canonical path.
+  for (const [sent, canonical] of [
+    ['/%61dmin/canon-1', '/admin/canon-1'],
+    ['//admin/canon-2', '/admin/canon-2'],
+    ['/admin//canon-3', '/admin/canon-3'],
+    ['/%41DMIN/canon-4', '/ADMIN/canon-4'],
+    ['/%61dmin', '/admin'],
+  ]) {
+    const denied = await call(sent, { token: user });
+    assert.equal(denied.status, 403, `${sent} with a non-admin token`);
+    assert.equal((await denied.json()).error, 'insufficient_scope');
+    assert.equal(seenAt(canonical), undefined, `${sent}: origin not reached`);
+    assert.equal((await call(sent, { token: admin })).status, 200, `${sent} with an admin token`);
+    assert.ok(seenAt(canonical), `${sent}: the origin received ${canonical} (saw ${origin.seen.at(-1)?.url})`);
+  }
+  // Escapes of unreserved characters decoded, the others upper-cased; the query as sent.
+  assert.equal((await call('/public/%7euser/caf%c3%a9?q=%61//b&r=%2f', {})).status, 200);
+  assert.ok(seenAt('/public/~user/caf%C3%A9?q=%61//b&r=%2f'), `origin saw ${origin.seen.at(-1)?.url}`);
+  // A canonical path goes through untouched.
+  assert.equal((await call('/public/a%20b/~c?x=1', {})).status, 200);
+  assert.ok(seenAt('/public/a%20b/~c?x=1'));
+  // No canonical form: 400, with or without a token, origin not reached.
+  const before = origin.seen.length;
+  for (const [sent, reason] of [
+    ['/public/..%2fadmin/canon-x', 'encoded_slash'],
+    ['/public/..%5Cadmin/canon-x', 'backslash'],
+    ['/public/..;/admin/canon-x', 'path_parameter'],
+    ['/admin;v=1/canon-x', 'path_parameter'],
+    ['/public/%00', 'nul'],
+    ['/public/%zz', 'bad_escape'],
+  ]) {
+    for (const token of [undefined, admin]) {
+      const r = await call(sent, { token });
+      assert.equal(r.status, 400, `${sent}: ${r.status}`);
+      assert.equal(r.headers.get('content-type'), 'application/json');
+      assert.deepEqual(await r.json(), { error: 'bad_request', reason }, sent);
+    }
+  }
+  assert.equal(origin.seen.length, before, 'no refused path reached the origin');
+});
+
 test('unknown-kid storm is bounded: at most one JWKS refetch per cooldown', async () => {
   const before = { primary: jwks.count('/primary.json'), google: jwks.count('/google.json') };
   const started = Date.now();

@@ -1,6 +1,8 @@
 //! The request path.
 //!
 //! ```text
+//! canonical path (none: 400)
+//!         ▼
 //! strip X-Tollgate-* ─▶ route rule ─(auth none)──────────────────────────────▶ origin
 //!                          │ token from Bearer, then cookie (none: 401)
 //!                          ▼
@@ -11,10 +13,15 @@
 //!         rule's roles/scopes (403) ─▶ origin with X-Tollgate-Sub/-Sid/-Claims
 //! ```
 //!
+//! The path is put in its canonical form first ([`crate::path`]): the rules are matched
+//! against it and the origin is sent it (with the query as it came), so both see one
+//! path. A path already canonical is used as it is, without a copy.
+//!
 //! Every path returns a response: JavaScript exceptions become 500/502 responses and
 //! a log line, never an unhandled rejection. The origin's answer is not awaited here:
 //! [`Answer::Forwarded`] hands the runtime the promise of `fetch` itself (see `lib.rs`).
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use js_sys::Promise;
@@ -23,6 +30,7 @@ use web_sys::Response;
 
 use crate::bench;
 use crate::isolate::{self, Isolate};
+use crate::path::canonical;
 use crate::platform::{describe, log, now_ms};
 use crate::proxy::{bearer_token, extract_token, forward, stripped_headers, Identity};
 use crate::replica::{self, Freshness};
@@ -75,8 +83,17 @@ pub async fn handle(req: &web_sys::Request, env: &worker::Env, ctx: &worker::Con
 
 async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Result<Answer, JsValue> {
     let url = req.url();
-    let path_and_query = path_and_query(&url);
-    let path = path_and_query.split('?').next().unwrap_or("/");
+    let raw = path_and_query(&url);
+    let (raw_path, query) = raw.split_at(raw.find('?').unwrap_or(raw.len()));
+    let path = match canonical(raw_path) {
+        Ok(path) => path,
+        Err(e) => return Ok(Reply::BadPath(e).response().into()),
+    };
+    let path_and_query = match &path {
+        Cow::Borrowed(_) => Cow::Borrowed(raw),
+        Cow::Owned(path) => Cow::Owned(format!("{path}{query}")),
+    };
+    let (path, path_and_query) = (path.as_ref(), path_and_query.as_ref());
     let method = req.method();
     if iso.config.bench_endpoint && path == BENCH_PATH {
         return Ok(bench::handle(iso, req, ctx).await.into());

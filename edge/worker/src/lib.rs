@@ -11,6 +11,7 @@
 //! - [`keys`]: JWKS sources, caching (isolate + Cache API), unknown-`kid` cooldown.
 //! - [`webcrypto`]: cold signatures through `crypto.subtle.verify`.
 //! - [`replica`]: the denylist replica (snapshot, long-polled signed deltas, staleness).
+//! - [`path`]: the canonical request path, matched by the rules and sent to the origin.
 //! - [`routes`], [`proxy`], [`respond`]: rules, forwarding and the Worker's own answers.
 //! - [`config`]: `wrangler.toml` variables; [`isolate`]: per-isolate state.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod handler;
 pub mod isolate;
 pub mod keys;
+pub mod path;
 pub mod platform;
 pub mod proxy;
 pub mod replica;

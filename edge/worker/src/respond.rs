@@ -1,8 +1,9 @@
-//! Every response the Worker makes itself (the origin's are passed through): 401, 403,
-//! 500, 502 and 503, with the `WWW-Authenticate` header and JSON body the issue fixes.
+//! Every response the Worker makes itself (the origin's are passed through): 400, 401,
+//! 403, 500, 502 and 503, with the `WWW-Authenticate` header and JSON body the issue fixes.
 //!
 //! | case | status | `WWW-Authenticate` | body |
 //! |---|---|---|---|
+//! | path refused ([`crate::path`]) | 400 | | `{"error":"bad_request","reason":"<path reason>"}` |
 //! | no token | 401 | `Bearer realm="tollgate"` | `{"error":"unauthorized","reason":"missing_token"}` |
 //! | invalid / revoked | 401 | `Bearer error="invalid_token", error_description="<reason>"` | `{"error":"invalid_token","reason":"<reason>"}` (+ `"code":"TOKEN_EXPIRED"` when expired) |
 //! | rule not met | 403 | `Bearer error="insufficient_scope", error_description="rule_not_met"` (+ `scope`) | `{"error":"insufficient_scope","reason":"rule_not_met"}` |
@@ -14,11 +15,16 @@
 
 use serde_json::json;
 use tollgate_core::Reason;
+
+use crate::path::PathError;
 use web_sys::{Headers, Response, ResponseInit};
 
 /// What the Worker answers on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// The request path has no canonical form (`encoded_slash`, `backslash`, `nul`,
+    /// `path_parameter`, `dot_segment`, `bad_escape`).
+    BadPath(PathError),
     /// No token in `Authorization` or the cookie.
     MissingToken,
     /// The token was rejected (including `revoked`).
@@ -44,6 +50,7 @@ impl Reply {
     /// Status, `WWW-Authenticate` and `Retry-After` values, and the JSON body.
     pub fn parts(&self) -> (u16, Option<String>, Option<u64>, serde_json::Value) {
         match self {
+            Reply::BadPath(e) => (400, None, None, json!({"error": "bad_request", "reason": e.as_str()})),
             Reply::MissingToken => (
                 401,
                 Some(r#"Bearer realm="tollgate""#.to_owned()),
@@ -126,6 +133,9 @@ mod tests {
         let (s, w, _, _) = Reply::Forbidden("admin".into()).parts();
         assert_eq!(s, 403);
         assert!(w.unwrap_or_default().ends_with(r#"scope="admin""#));
+        let (s, w, r, b) = Reply::BadPath(PathError::EncodedSlash).parts();
+        assert_eq!((s, w, r), (400, None, None));
+        assert_eq!(b, json!({"error": "bad_request", "reason": "encoded_slash"}));
         let (s, _, r, _) = Reply::Stale { retry_after: 2 }.parts();
         assert_eq!((s, r), (503, Some(2)));
     }

@@ -9,10 +9,15 @@
 //! ```
 //!
 //! A path ending in `*` matches every path with that prefix; any other path matches
-//! exactly. Paths are compared after the runtime's URL parsing (dot segments resolved),
-//! the same URL the origin receives. A request no rule matches needs a valid token
-//! (fail closed). Roles come from the `role` (string) and `roles` (string or array)
-//! claims, scopes from `scope` (space-separated) and `scp` (array).
+//! exactly. Request paths are matched in their canonical form ([`crate::path`]), the
+//! form the origin receives; rule paths may hold only unreserved characters (`A-Z a-z
+//! 0-9 - . _ ~`) and `/`, so no escape the origin might decode can make a request match
+//! a rule differently. Matching ignores ASCII case (`/ADMIN/x` is under `/admin/*`: many
+//! origins route case-insensitively) and a trailing `/` at the rule's end (`/admin/*`
+//! also matches `/admin`, `/reports` also `/reports/`: many origins serve both alike).
+//! A request no rule matches needs a valid token (fail closed). Roles come from the
+//! `role` (string) and `roles` (string or array) claims, scopes from `scope`
+//! (space-separated) and `scp` (array).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -85,11 +90,8 @@ impl Rule {
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
-        let path_ok = match self.path.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => path == self.path,
-        };
-        path_ok && self.methods.as_ref().is_none_or(|m| m.iter().any(|x| x.eq_ignore_ascii_case(method)))
+        path_matches(&self.path, path)
+            && self.methods.as_ref().is_none_or(|m| m.iter().any(|x| x.eq_ignore_ascii_case(method)))
     }
 
     /// Whether verified claims satisfy the rule's role and scope requirements.
@@ -125,6 +127,7 @@ impl Routes {
             if r.path.strip_suffix('*').unwrap_or(&r.path).contains('*') {
                 return Err(format!("path {:?}: * is allowed only at the end", r.path));
             }
+            check_rule_path(&r.path)?;
             let demands = !(r.roles_any.is_empty()
                 && r.roles_all.is_empty()
                 && r.scopes_any.is_empty()
@@ -150,6 +153,44 @@ impl Routes {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+}
+
+/// Whether the canonical request `path` matches the rule path `rule` (a prefix when it
+/// ends in `*`): ASCII case ignored, and a trailing `/` at the rule's end optional.
+fn path_matches(rule: &str, path: &str) -> bool {
+    let path = path.as_bytes();
+    match rule.as_bytes().split_last() {
+        Some((b'*', prefix)) => {
+            path.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+                || prefix.strip_suffix(b"/").is_some_and(|bare| path.eq_ignore_ascii_case(bare))
+        }
+        _ => {
+            let bare = |p: &[u8]| p.len() - usize::from(p.ends_with(b"/"));
+            let rule = rule.as_bytes();
+            rule[..bare(rule)].eq_ignore_ascii_case(&path[..bare(path)])
+        }
+    }
+}
+
+/// A rule path must be able to match canonical paths, and hold nothing an origin could
+/// see in another spelling: unreserved characters and `/` only (then `*` at the end),
+/// no `//`, no `.` or `..` segment (a prefix's last, partial, segment may be `.`:
+/// `/.*` matches `/.well-known/...`).
+fn check_rule_path(rule: &str) -> Result<(), String> {
+    let (body, prefix) = match rule.strip_suffix('*') {
+        Some(body) => (body, true),
+        None => (rule, false),
+    };
+    if let Some(c) = body.chars().find(|&c| !(c == '/' || u8::try_from(c).is_ok_and(crate::path::is_unreserved))) {
+        return Err(format!(
+            "path {rule:?}: {c:?} is not allowed (rule paths hold letters, digits, - . _ ~ and / only)"
+        ));
+    }
+    let whole = if prefix { body.rsplit_once('/').map_or("", |(whole, _)| whole) } else { body };
+    if body.contains("//") || whole.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("path {rule:?}: no request path can match (no // or dot segments)"));
+    }
+    Ok(())
 }
 
 fn roles(claims: &Claims) -> Vec<&str> {
@@ -194,12 +235,49 @@ mod tests {
     fn first_match_wins() {
         let r = Routes::from_json(RULES).unwrap();
         assert_eq!(r.find("GET", "/public/x").auth, Auth::None);
-        assert_eq!(r.find("GET", "/public").path, "/*");
+        assert_eq!(r.find("GET", "/publicity").path, "/*");
         assert_eq!(r.find("GET", "/admin/users").roles_any, ["admin"]);
         assert_eq!(r.find("post", "/reports").path, "/reports");
         assert_eq!(r.find("GET", "/reports").path, "/*");
         let none = Routes::from_json("[]").unwrap();
         assert_eq!(none.find("GET", "/x").auth, Auth::Required);
+    }
+
+    #[test]
+    fn case_and_trailing_slash_do_not_escape_a_rule() {
+        let r = Routes::from_json(RULES).unwrap();
+        for p in ["/ADMIN/x", "/Admin/", "/admin", "/ADMIN"] {
+            assert_eq!(r.find("GET", p).roles_any, ["admin"], "{p}");
+        }
+        assert_eq!(r.find("GET", "/public").auth, Auth::None);
+        assert_eq!(r.find("GET", "/PUBLIC/x").auth, Auth::None);
+        assert_eq!(r.find("GET", "/administrator").path, "/*");
+        assert_eq!(r.find("POST", "/reports/").path, "/reports");
+        assert_eq!(r.find("POST", "/REPORTS").path, "/reports");
+        assert_eq!(r.find("POST", "/reports/x").path, "/*");
+        let exact = Routes::from_json(r#"[{"path":"/a/","auth":"none"},{"path":"/","auth":"none"}]"#).unwrap();
+        assert_eq!(exact.find("GET", "/a").path, "/a/");
+        assert_eq!(exact.find("GET", "/a/").path, "/a/");
+        assert_eq!(exact.find("GET", "/").path, "/");
+        assert_eq!(exact.find("GET", "/b").auth, Auth::Required);
+        let any = Routes::from_json(r#"[{"path":"*","auth":"none"}]"#).unwrap();
+        assert_eq!(any.find("GET", "/x").auth, Auth::None);
+    }
+
+    /// Against the canonicaliser: a path an origin could decode or merge into one under
+    /// a rule lands on that rule here, or is refused.
+    #[test]
+    fn canonical_paths_meet_the_rules() {
+        let r = Routes::from_json(RULES).unwrap();
+        for p in ["/%61dmin/x", "//admin/x", "/%41%44%4d%49%4e/x", "/admin//x", "/adm%69n"] {
+            let c = crate::path::canonical(p).unwrap();
+            assert_eq!(r.find("GET", &c).roles_any, ["admin"], "{p} → {c}");
+        }
+        for p in
+            ["/public/..%2fadmin/x", "/public/..;/admin/x", "/admin;/x", "/public/%2e%2e/admin", "/public%5c..%5cadmin"]
+        {
+            assert!(crate::path::canonical(p).is_err(), "{p}");
+        }
     }
 
     #[test]
@@ -225,12 +303,22 @@ mod tests {
             r#"[{"path":"/x","auth":"maybe"}]"#,
             r#"[{"path":"/x","auth":"none","roles_any":["a"]}]"#,
             r#"[{"path":"/x","role":"a"}]"#,
+            r#"[{"path":"/%61dmin/*"}]"#,
+            r#"[{"path":"/a;b"}]"#,
+            r#"[{"path":"/a:b/*"}]"#,
+            r#"[{"path":"/caf\u00e9"}]"#,
+            r#"[{"path":"/a b"}]"#,
+            r#"[{"path":"//admin/*"}]"#,
+            r#"[{"path":"/public/../admin/*"}]"#,
+            r#"[{"path":"/a/./b"}]"#,
+            r#"[{"path":"/a/.."}]"#,
         ] {
             assert!(Routes::from_json(bad).is_err(), "{bad}");
         }
-        // Paths ending in a multi-byte character are judged, not cut mid-character.
-        assert!(Routes::from_json(r#"[{"path":"/caf\u00e9"}]"#).is_ok());
-        assert!(Routes::from_json(r#"[{"path":"/*caf\u00e9"}]"#).is_err());
-        assert!(Routes::from_json(r#"[{"path":"/caf\u00e9*"}]"#).is_ok());
+        let good = r#"[{"path":"/.well-known/*"},{"path":"/.*"},{"path":"/a..b/~x-y_z"},{"path":"/v1.2*"}]"#;
+        assert_eq!(Routes::from_json(good).map(|r| r.len()), Ok(4));
+        // Paths with a multi-byte character are refused, never cut mid-character.
+        assert!(Routes::from_json(r#"[{"path":"/caf\u00e9"}]"#).is_err());
+        assert!(Routes::from_json(r#"[{"path":"/caf\u00e9*"}]"#).is_err());
     }
 }
