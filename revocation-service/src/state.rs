@@ -166,7 +166,9 @@ pub(crate) type SnapshotCache = Mutex<Option<(u64, u64, Bytes)>>;
 pub(crate) struct Shared {
     /// The fold of every durable event.
     pub(crate) live: RwLock<Live>,
-    /// The durable head; long-polls wait on it.
+    /// The durable head; long-polls wait on it. Sent under `live`'s write lock, so it
+    /// is never behind the seq a reader of `live` sees (never hold a borrow of it while
+    /// taking `live`).
     pub(crate) head: watch::Sender<u64>,
     /// The last snapshot signed.
     pub(crate) snapshot: SnapshotCache,
@@ -200,6 +202,10 @@ impl Shared {
     }
 
     /// Folds durable entries in and publishes the new head (the writer, after a flush).
+    ///
+    /// The head is sent while the write lock is still held, so whoever reads the new
+    /// fold (a snapshot at seq N) finds the head at N or later: a replica's
+    /// `?since=N` right after that snapshot is never refused as ahead of the head.
     pub(crate) fn publish<'a>(&self, entries: impl IntoIterator<Item = (u64, &'a Entry)>, head: u64) {
         {
             let mut live = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -207,8 +213,14 @@ impl Shared {
                 live.insert(seq, e);
             }
             live.denylist.set_seq(head);
+            self.head.send_replace(head);
         }
-        self.head.send_replace(head);
+        #[cfg(test)]
+        tests::AFTER_PUBLISH_UNLOCK.with(|hook| {
+            if let Some(hook) = &*hook.borrow() {
+                hook(self);
+            }
+        });
     }
 
     /// Prunes expired entries (seconds); returns how many went.
@@ -228,7 +240,39 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
     use super::*;
+
+    /// A hook on the writer's thread (a test's own thread here).
+    type Hook = Box<dyn Fn(&Shared)>;
+
+    thread_local! {
+        /// Called by [`Shared::publish`] right after it releases the write lock: the
+        /// first moment another thread can read the new fold (a snapshot taking its
+        /// seq).
+        pub(super) static AFTER_PUBLISH_UNLOCK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn a_reader_that_sees_the_new_fold_sees_the_new_head() {
+        let shared = Shared::new(Live::new([5; 16]), 0);
+        let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+        let s2 = seen.clone();
+        AFTER_PUBLISH_UNLOCK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move |sh: &Shared| {
+                // What a snapshot then a delta would read at this instant: the fold's seq
+                // (the snapshot's ETag) and the head (the delta's bound for `since`).
+                s2.borrow_mut().push((sh.read().denylist.seq(), sh.head()));
+            }))
+        });
+        let e = Entry { kind: EntryKind::Jti, iss: None, id: "j".into(), exp: 9 };
+        shared.publish([(5, &e)], 5);
+        shared.publish([], 6);
+        AFTER_PUBLISH_UNLOCK.with(|h| *h.borrow_mut() = None);
+        // `?since=<snapshot seq>` must never find the head behind it (a spurious 410).
+        assert_eq!(*seen.borrow(), [(5, 5), (6, 6)]);
+    }
 
     #[test]
     fn views_merge_and_prune_alike() {
