@@ -1,15 +1,16 @@
 //! The HTTP API: the router, its bounds, authentication and body parsing.
 //!
-//! Every request passes [`guard`]: a concurrency bound (503 `overloaded` past it) and
-//! a deadline (503 `timeout`). Bodies are read with a byte limit (413), parsed as
-//! strict JSON (no duplicate member names) and validated field by field (422 naming
-//! the field). Handlers live in `api/`.
+//! Every request passes [`guard`]: a concurrency bound (503 `overloaded` past it; a
+//! parked long-poll trades its request slot for a replica slot) and a deadline (503
+//! `timeout`). Bodies are read with a byte limit (413), parsed as strict JSON (no
+//! duplicate member names) and validated field by field (422 naming the field).
+//! Handlers live in `api/`.
 
 mod denylist;
 mod events;
 mod ops;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -21,6 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::apikeys::{Principal, Scope};
 use crate::error::ApiError;
@@ -53,29 +55,45 @@ pub(crate) fn router(state: AppState) -> Router {
 
 /// Bounds every request: concurrency and a deadline.
 ///
-/// Long-polls (`/v1/denylist` with `wait`) are bounded by `max_replication_clients`
-/// in their handler instead, so parked replicas never starve event intake.
-async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let long_poll = req.uri().path() == "/v1/denylist"
-        && req.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("wait=")));
-    let _permit = if long_poll {
-        None
-    } else {
-        match st.requests.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                st.shared.metrics.overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return ApiError::unavailable("overloaded", "too many requests in flight").into_response();
-            }
+/// Every request takes one of the `max_concurrent_requests` slots (503 `overloaded`
+/// when none is free) and keeps it until its response is ready, through a
+/// [`RequestSlot`] in its extensions. The one exception is a long-poll that parks
+/// (`/v1/denylist?since=<head>&wait=S`): it first takes one of the
+/// `max_replication_clients` slots, then gives its request slot back, so parked
+/// replicas never starve event intake. Either way each request holds one of the two
+/// at every moment, and a delta with `wait=` that has events to send at once costs a
+/// request slot like any other.
+async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let permit = match st.requests.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            st.shared.metrics.overloaded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return ApiError::unavailable("overloaded", "too many requests in flight").into_response();
         }
     };
+    let slot = RequestSlot(Arc::new(Mutex::new(Some(permit))));
+    req.extensions_mut().insert(slot.clone());
     let mut limit = Duration::from_millis(st.config.request_timeout_ms);
     if req.uri().path() == "/v1/denylist" {
         limit += Duration::from_secs(st.config.max_long_poll_secs);
     }
-    match tokio::time::timeout(limit, next.run(req)).await {
+    let resp = match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::unavailable("timeout", "the request took too long; retry (idempotently)").into_response(),
+    };
+    drop(slot);
+    resp
+}
+
+/// A request's slot among `max_concurrent_requests`, put in its extensions by
+/// [`guard`]; released when the request ends, or earlier by [`RequestSlot::release`].
+#[derive(Clone)]
+pub(crate) struct RequestSlot(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl RequestSlot {
+    /// Gives the slot back now (a long-poll that parks, holding a replica slot instead).
+    pub(crate) fn release(&self) {
+        drop(self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
     }
 }
 

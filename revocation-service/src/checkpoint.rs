@@ -9,9 +9,12 @@
 //!         | scoped u8 | [iss str] | id str          (str = len u16 | bytes; LE)
 //! ```
 //!
-//! It is written to a temporary file, synced, renamed over the old one and the
-//! directory synced, so a crash leaves either checkpoint whole. Start-up loads it
-//! when present and folds the log after it; without one it folds the whole log.
+//! It is written to a temporary file of its own, synced, renamed over the old one and
+//! the directory synced, so a crash leaves either checkpoint whole; an older one never
+//! replaces a newer one. Checkpoints and retention run one at a time (the service's
+//! maintenance lock: the admin endpoints answer 409 `maintenance_running` while one
+//! runs, shutdown waits for it). Start-up loads the checkpoint when present and folds
+//! the log after it; without one it folds the whole log.
 //!
 //! Retention ([`compact`]) is explicit: it writes a checkpoint at the durable head,
 //! then drops the *prefix* of the log whose events are all older than the longest
@@ -19,8 +22,9 @@
 //! stopping at the first event that is still live. Deltas from before the new floor
 //! are then answered with 410, telling replicas to take a snapshot.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use tollgate_core::{Entry, EntryKind};
@@ -36,6 +40,8 @@ const REPLAY_CHUNK: usize = 4096;
 /// Chunks a log reader may run ahead of the folding thread (bounds start-up memory).
 const REPLAY_BUFFER: usize = 128;
 const FILE: &str = "checkpoint.bin";
+/// Temporary checkpoint files are `<TMP_PREFIX><pid>.<n>`: unique per write.
+const TMP_PREFIX: &str = "checkpoint.bin.tmp.";
 
 /// Where the checkpoint of `data_dir` lives.
 pub(crate) fn path(data_dir: &Path) -> PathBuf {
@@ -149,17 +155,81 @@ pub(crate) fn capture(live: &Live) -> (u64, Vec<u8>) {
     (seq, encode(seq, &live.to_entries()))
 }
 
-/// Writes an encoded checkpoint durably (temp file, fsync, rename, fsync the directory).
+/// Writes an encoded checkpoint durably (a temporary file of its own, fsync, rename,
+/// fsync the directory) and returns the sequence number of the checkpoint now in
+/// place: `seq`, or that of the one already there when it is newer (an older
+/// checkpoint never replaces a newer one: retention may already have dropped the log
+/// between the two).
+///
+/// Callers serialise checkpoints and retention (the service's maintenance lock), so
+/// the check of the current checkpoint and the rename cannot interleave with another
+/// writer's; the unique temporary name keeps even unserialised writers from writing
+/// into one another's file.
 pub(crate) fn write(data_dir: &Path, seq: u64, bytes: &[u8]) -> Result<u64, StoreError> {
-    let tmp = data_dir.join("checkpoint.bin.tmp");
+    static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
     let dst = path(data_dir);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
-    f.write_all(bytes).map_err(|e| io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| io("sync", &tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, &dst).map_err(|e| io("rename", &dst, e))?;
+    if let Some(current) = current_seq(&dst)? {
+        if current > seq {
+            return Ok(current);
+        }
+    }
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = data_dir.join(format!("{TMP_PREFIX}{}.{n}", std::process::id()));
+    if let Err(e) = write_then_rename(&tmp, &dst, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(|e| io("sync", data_dir, e))?;
     Ok(seq)
+}
+
+fn write_then_rename(tmp: &Path, dst: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|e| io("create", tmp, e))?;
+    f.write_all(bytes).map_err(|e| io("write", tmp, e))?;
+    f.sync_all().map_err(|e| io("sync", tmp, e))?;
+    drop(f);
+    std::fs::rename(tmp, dst).map_err(|e| io("rename", dst, e))
+}
+
+/// The sequence number in the header of the checkpoint at `p` (None: no checkpoint,
+/// or not one this build wrote). Only the header is read: the file was checked in
+/// full when the service loaded it, and since then only [`write`] replaced it.
+fn current_seq(p: &Path) -> Result<Option<u64>, StoreError> {
+    let mut f = match std::fs::File::open(p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("open", p, e)),
+    };
+    let mut head = [0u8; MAGIC.len() + 8];
+    match f.read_exact(&mut head) {
+        Ok(()) if head[..MAGIC.len()] == MAGIC[..] => {
+            let seq: [u8; 8] = head[MAGIC.len()..].try_into().map_err(|_| StoreError::corrupt("checkpoint"))?;
+            Ok(Some(u64::from_le_bytes(seq)))
+        }
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(io("read", p, e)),
+    }
+}
+
+/// Removes temporary checkpoint files a crash left behind (start-up, before anything
+/// can be writing one).
+pub(crate) fn remove_stale_temps(data_dir: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("read", data_dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io("read", data_dir, e))?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.starts_with(TMP_PREFIX) || n == "checkpoint.bin.tmp") {
+            let p = entry.path();
+            std::fs::remove_file(&p).map_err(|e| io("remove", &p, e))?;
+            tracing::info!(path = %p.display(), "removed a stale temporary checkpoint");
+        }
+    }
+    Ok(())
 }
 
 /// What start-up found.
@@ -371,5 +441,60 @@ mod tests {
             assert!(decode(&c).is_err(), "byte {i}");
         }
         assert!(decode(&b[..b.len() - 1]).is_err());
+    }
+
+    fn at(seq: u64) -> Vec<u8> {
+        encode(seq, &[(seq, Entry { kind: EntryKind::Jti, iss: None, id: format!("j{seq}"), exp: 9 })])
+    }
+
+    fn on_disk(dir: &Path) -> u64 {
+        decode(&std::fs::read(path(dir)).unwrap()).unwrap().0
+    }
+
+    fn temps(dir: &Path) -> Vec<String> {
+        let names = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap());
+        names.filter(|n| n.starts_with("checkpoint.bin.tmp")).collect()
+    }
+
+    #[test]
+    fn an_older_checkpoint_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(write(dir.path(), 10, &at(10)).unwrap(), 10);
+        assert_eq!(write(dir.path(), 5, &at(5)).unwrap(), 10);
+        assert_eq!(on_disk(dir.path()), 10);
+        assert_eq!(write(dir.path(), 12, &at(12)).unwrap(), 12);
+        assert_eq!(on_disk(dir.path()), 12);
+        assert!(temps(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn concurrent_writers_use_their_own_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let d = dir.path();
+                s.spawn(move || {
+                    for i in 0..5 {
+                        let seq = 100 + t * 5 + i;
+                        write(d, seq, &at(seq)).unwrap();
+                    }
+                });
+            }
+        });
+        // Unserialised, any of them may have won the last rename; it is whole.
+        assert!(on_disk(dir.path()) >= 100);
+        assert!(temps(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["checkpoint.bin.tmp", "checkpoint.bin.tmp.123.0", "checkpoint.bin.tmp.9.4"] {
+            std::fs::write(dir.path().join(n), b"half").unwrap();
+        }
+        write(dir.path(), 3, &at(3)).unwrap();
+        remove_stale_temps(dir.path()).unwrap();
+        assert!(temps(dir.path()).is_empty());
+        assert_eq!(on_disk(dir.path()), 3);
     }
 }

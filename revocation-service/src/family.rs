@@ -22,8 +22,10 @@ pub(crate) struct Family {
     pub(crate) start_seq: u64,
     /// Sequence number of the last rotation (or of the start).
     pub(crate) last_seq: u64,
-    /// Receive time of the last rotation (or of the start), milliseconds.
-    pub(crate) rotated_ms: u64,
+    /// When `previous` stopped being current: the receive time of the last rotation
+    /// that was not a grace use (or of the start), milliseconds. The grace window runs
+    /// from here; grace rotations leave it alone, so they cannot extend the window.
+    pub(crate) superseded_ms: u64,
     /// The latest `exp` the family was given: no token of it outlives this.
     pub(crate) exp: u64,
     /// Sequence number of the event that revoked the family (logout or reuse).
@@ -75,8 +77,10 @@ pub(crate) fn decide(
     if !presented_earlier {
         return Decision::UnknownToken;
     }
+    // Only the immediate predecessor, and only within `grace_ms` of its replacement;
+    // inside that window it may be presented more than once (see the README).
     let in_grace =
-        grace_ms > 0 && f.previous.as_deref() == Some(presented) && now_ms.saturating_sub(f.rotated_ms) <= grace_ms;
+        grace_ms > 0 && f.previous.as_deref() == Some(presented) && now_ms.saturating_sub(f.superseded_ms) <= grace_ms;
     match (in_grace, next_in_use) {
         (true, false) => Decision::Rotate { grace: true },
         (true, true) => Decision::NextInUse,
@@ -96,8 +100,13 @@ pub(crate) struct CorruptFamily;
 
 impl Family {
     /// Stored form: `version u8 | flags u8 (1 iss, 2 previous, 4 revoked) | start_seq u64
-    /// | last_seq u64 | rotated_ms u64 | exp u64 | [revoked_seq u64] | sub | first_jti
+    /// | last_seq u64 | superseded_ms u64 | exp u64 | [revoked_seq u64] | sub | first_jti
     /// | current | [previous] | [iss]`, strings as `len u16 | bytes`, little-endian.
+    ///
+    /// `superseded_ms` sits where builds before it kept `rotated_ms` (the time of the
+    /// last rotation of any kind): same bytes, so records of either build decode. An
+    /// old record written by a grace rotation holds that rotation's time, which can
+    /// give its predecessor at most one more window after an upgrade.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.sub.len() + 3 * self.current.len());
         out.push(1);
@@ -106,7 +115,7 @@ impl Family {
                 | (u8::from(self.previous.is_some()) << 1)
                 | (u8::from(self.revoked_seq.is_some()) << 2),
         );
-        for v in [self.start_seq, self.last_seq, self.rotated_ms, self.exp] {
+        for v in [self.start_seq, self.last_seq, self.superseded_ms, self.exp] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         if let Some(r) = self.revoked_seq {
@@ -152,8 +161,8 @@ impl Family {
         if pos != b.len() {
             return Err(CorruptFamily);
         }
-        let [start_seq, last_seq, rotated_ms, exp] = u64s;
-        Ok(Family { sub, iss, first_jti, current, previous, start_seq, last_seq, rotated_ms, exp, revoked_seq })
+        let [start_seq, last_seq, superseded_ms, exp] = u64s;
+        Ok(Family { sub, iss, first_jti, current, previous, start_seq, last_seq, superseded_ms, exp, revoked_seq })
     }
 }
 
@@ -170,7 +179,7 @@ mod tests {
             previous: Some("r1".into()),
             start_seq: 1,
             last_seq: 3,
-            rotated_ms: 10_000,
+            superseded_ms: 10_000,
             exp: 99,
             revoked_seq: None,
         }
@@ -190,6 +199,22 @@ mod tests {
         let b = f.encode();
         assert_eq!(Family::decode(&b).unwrap(), f);
         assert!(Family::decode(&b[..b.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn stored_form_is_the_one_earlier_builds_wrote() {
+        // Built by hand from the layout in `Family::encode`'s docs (format 1, as
+        // written before `rotated_ms` became `superseded_ms` in the same slot).
+        let mut b = vec![1u8, 0b011];
+        for v in [1u64, 3, 10_000, 99] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for s in ["u", "r0", "r2", "r1", "i"] {
+            b.extend_from_slice(&(s.len() as u16).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        }
+        assert_eq!(Family::decode(&b).unwrap(), fam());
+        assert_eq!(fam().encode(), b);
     }
 
     #[test]

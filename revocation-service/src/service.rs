@@ -58,6 +58,10 @@ pub(crate) struct Inner {
     pub(crate) replicas: Arc<Semaphore>,
     /// Turns true when shutdown starts: long-polls answer at once.
     pub(crate) draining: watch::Receiver<bool>,
+    /// Held by whatever writes a checkpoint or runs retention, for as long as the
+    /// blocking work runs (not only while a request waits for it): the admin
+    /// endpoints try it and answer 409 when taken, shutdown waits for it.
+    pub(crate) maintenance: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Inner {
@@ -135,6 +139,8 @@ impl App {
             let t = std::time::Instant::now();
             let store = Store::open_waiting(&dir)?;
             let open_time = t.elapsed();
+            // sled's lock is ours now: no other process writes checkpoints here.
+            checkpoint::remove_stale_temps(&dir)?;
             let (live, rebuilt) = checkpoint::rebuild(&store, &dir, now)?;
             Ok((store, live, rebuilt, open_time))
         })
@@ -175,6 +181,7 @@ impl App {
             requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             replicas: Arc::new(Semaphore::new(config.max_replication_clients)),
             draining,
+            maintenance: Arc::new(tokio::sync::Mutex::new(())),
             config,
         });
         let background = vec![spawn_pruner(inner.clone()), spawn_key_reloader(inner.clone())];
@@ -250,8 +257,12 @@ impl App {
         }
         let inner = self.inner;
         if inner.config.checkpoint_on_shutdown && inner.shared.writable.load(Ordering::SeqCst) {
+            // A checkpoint or compaction an admin request started may still run (its
+            // blocking work outlives a timed-out request): wait for it.
+            let maintenance = inner.maintenance.clone().lock_owned().await;
             let i = inner.clone();
             let r = tokio::task::spawn_blocking(move || {
+                let _maintenance = maintenance;
                 let (seq, bytes) = checkpoint::capture(&i.shared.read());
                 checkpoint::write(&i.config.data_dir, seq, &bytes)
             })

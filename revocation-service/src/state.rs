@@ -18,7 +18,9 @@ use tollgate_core::{Denylist, Entry, EntryKind};
 use crate::metrics::Metrics;
 
 /// An entry's identity: kind tag (1 jti, 2 sid, 3 subject), issuer scope (interned:
-/// a deployment has few issuers), identifier.
+/// a deployment has few issuers; an issuer no entry uses is forgotten at the next
+/// prune, so posted `iss` values cannot grow the table beyond the live entries),
+/// identifier.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct EntryKey {
     pub(crate) tag: u8,
@@ -45,7 +47,8 @@ fn tag_of(kind: EntryKind) -> (u8, u64) {
 /// The fold of the log up to `denylist.seq()`.
 ///
 /// Memory: per entry, the core list's 13–30 bytes plus a slot of this map (a 40-byte
-/// key, 24-byte value, one control byte) and the identifier's own heap allocation.
+/// key, 24-byte value, one control byte) and the identifier's own heap allocation;
+/// per distinct issuer of a live entry, one interned string (pruned with the entries).
 pub(crate) struct Live {
     pub(crate) denylist: Denylist,
     pub(crate) entries: HashMap<EntryKey, LiveEntry>,
@@ -91,12 +94,18 @@ impl Live {
             .or_insert(LiveEntry { exp, before, seq });
     }
 
-    /// Drops entries whose `exp` is before `now` (seconds); returns how many.
+    /// Drops entries whose `exp` is before `now` (seconds), and the interned issuers
+    /// no remaining entry uses; returns how many entries went.
     pub(crate) fn prune(&mut self, now: u64) -> usize {
         self.denylist.prune(now);
         let before = self.entries.len();
         self.entries.retain(|_, e| e.exp >= now);
-        before - self.entries.len()
+        let dropped = before - self.entries.len();
+        if dropped > 0 {
+            // Entries hold the only other references: a count of 1 is the table's own.
+            self.issuers.retain(|i| Arc::strong_count(i) > 1);
+        }
+        dropped
     }
 
     /// Entries per kind: `(jti, sid, subject)`.
@@ -157,7 +166,9 @@ pub(crate) type SnapshotCache = Mutex<Option<(u64, u64, Bytes)>>;
 pub(crate) struct Shared {
     /// The fold of every durable event.
     pub(crate) live: RwLock<Live>,
-    /// The durable head; long-polls wait on it.
+    /// The durable head; long-polls wait on it. Sent under `live`'s write lock, so it
+    /// is never behind the seq a reader of `live` sees (never hold a borrow of it while
+    /// taking `live`).
     pub(crate) head: watch::Sender<u64>,
     /// The last snapshot signed.
     pub(crate) snapshot: SnapshotCache,
@@ -191,6 +202,10 @@ impl Shared {
     }
 
     /// Folds durable entries in and publishes the new head (the writer, after a flush).
+    ///
+    /// The head is sent while the write lock is still held, so whoever reads the new
+    /// fold (a snapshot at seq N) finds the head at N or later: a replica's
+    /// `?since=N` right after that snapshot is never refused as ahead of the head.
     pub(crate) fn publish<'a>(&self, entries: impl IntoIterator<Item = (u64, &'a Entry)>, head: u64) {
         {
             let mut live = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -198,8 +213,14 @@ impl Shared {
                 live.insert(seq, e);
             }
             live.denylist.set_seq(head);
+            self.head.send_replace(head);
         }
-        self.head.send_replace(head);
+        #[cfg(test)]
+        tests::AFTER_PUBLISH_UNLOCK.with(|hook| {
+            if let Some(hook) = &*hook.borrow() {
+                hook(self);
+            }
+        });
     }
 
     /// Prunes expired entries (seconds); returns how many went.
@@ -219,7 +240,39 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
     use super::*;
+
+    /// A hook on the writer's thread (a test's own thread here).
+    type Hook = Box<dyn Fn(&Shared)>;
+
+    thread_local! {
+        /// Called by [`Shared::publish`] right after it releases the write lock: the
+        /// first moment another thread can read the new fold (a snapshot taking its
+        /// seq).
+        pub(super) static AFTER_PUBLISH_UNLOCK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn a_reader_that_sees_the_new_fold_sees_the_new_head() {
+        let shared = Shared::new(Live::new([5; 16]), 0);
+        let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+        let s2 = seen.clone();
+        AFTER_PUBLISH_UNLOCK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move |sh: &Shared| {
+                // What a snapshot then a delta would read at this instant: the fold's seq
+                // (the snapshot's ETag) and the head (the delta's bound for `since`).
+                s2.borrow_mut().push((sh.read().denylist.seq(), sh.head()));
+            }))
+        });
+        let e = Entry { kind: EntryKind::Jti, iss: None, id: "j".into(), exp: 9 };
+        shared.publish([(5, &e)], 5);
+        shared.publish([], 6);
+        AFTER_PUBLISH_UNLOCK.with(|h| *h.borrow_mut() = None);
+        // `?since=<snapshot seq>` must never find the head behind it (a spurious 410).
+        assert_eq!(*seen.borrow(), [(5, 5), (6, 6)]);
+    }
 
     #[test]
     fn views_merge_and_prune_alike() {
@@ -240,5 +293,28 @@ mod tests {
         assert_eq!(v["truncated"], json!(true));
         assert_eq!(v["entries"][0]["id"], json!("a"));
         assert_eq!(v["entries"][0]["exp"], json!(30));
+    }
+
+    #[test]
+    fn prune_forgets_issuers_no_entry_uses() {
+        let mut l = Live::new([5; 16]);
+        let e = |kind, iss: &str, id: &str, exp| Entry { kind, iss: Some(iss.into()), id: id.into(), exp };
+        // An events:write client posting already expired events, each with a new `iss`.
+        for i in 0..1000 {
+            l.insert(i, &e(EntryKind::Jti, &format!("https://iss-{i}"), "j", 5));
+        }
+        l.insert(1000, &e(EntryKind::Jti, "https://keep", "k", 100));
+        l.insert(1001, &e(EntryKind::Sid, "https://keep", "s", 100));
+        assert_eq!(l.issuers.len(), 1001);
+        assert_eq!(l.prune(10), 1000);
+        assert_eq!(l.issuers.len(), 1);
+        // The issuer still in use is still shared by its entries, not interned again.
+        l.insert(1002, &e(EntryKind::Jti, "https://keep", "k2", 100));
+        let keep = l.issuers.iter().next().unwrap();
+        assert_eq!((&**keep, l.issuers.len(), Arc::strong_count(keep)), ("https://keep", 1, 4));
+        assert!(l.entries.keys().all(|k| k.iss.as_ref().is_some_and(|i| Arc::ptr_eq(i, keep))));
+        // Once nothing uses it, it goes too.
+        assert_eq!(l.prune(200), 3);
+        assert!(l.issuers.is_empty());
     }
 }

@@ -380,7 +380,7 @@ fn start_session(t: &Trees<'_>, key_id: &str, event: &NewEvent, seq: &mut u64, n
         previous: None,
         start_seq: *seq,
         last_seq: *seq,
-        rotated_ms: now_ms,
+        superseded_ms: now_ms,
         exp: event.exp,
         revoked_seq: None,
     };
@@ -418,10 +418,14 @@ fn rotate_family(
         Decision::Rotate { grace } => {
             let ev = event(EventKind::Rotation, [&r.sid, &r.presented_jti, &r.next_jti], 3, r.exp);
             t.toks.insert(pair_key(&r.sid, &f.current), &seq_key(*seq))?;
+            // A grace use presents `previous` again: it stays the predecessor, and
+            // its window keeps running from when it was first replaced.
+            if !grace {
+                f.superseded_ms = now_ms;
+            }
             f.previous = Some(r.presented_jti.clone());
             f.current = r.next_jti.clone();
             f.last_seq = *seq;
-            f.rotated_ms = now_ms;
             f.exp = f.exp.max(r.exp);
             t.fams.insert(r.sid.as_bytes(), f.encode())?;
             let rec = append(t, seq, now_ms, key_id, ev)?;

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent};
 use tollgate_core::EntryKind;
 
-use super::{authorize, parse_query, wants_json, AppState};
+use super::{authorize, parse_query, wants_json, AppState, RequestSlot};
 use crate::apikeys::Scope;
 use crate::error::ApiError;
 use crate::event::Summary;
@@ -30,6 +30,7 @@ pub(super) async fn get_key(State(st): State<AppState>) -> Response {
 
 pub(super) async fn get_denylist(
     State(st): State<AppState>,
+    Extension(slot): Extension<RequestSlot>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -39,7 +40,7 @@ pub(super) async fn get_denylist(
     match (p[0], p[1]) {
         (None, Some(_)) => Err(ApiError::bad_request("invalid_query", "wait needs since")),
         (None, None) => snapshot(st, &headers, json).await,
-        (Some(since), wait) => delta(st, since, wait.unwrap_or(0), json).await,
+        (Some(since), wait) => delta(st, &slot, since, wait.unwrap_or(0), json).await,
     }
 }
 
@@ -106,7 +107,9 @@ fn gone(detail: String) -> ApiError {
     ApiError::new(StatusCode::GONE, "snapshot_required", detail)
 }
 
-async fn delta(st: AppState, since: u64, wait: u64, json: bool) -> Result<Response, ApiError> {
+/// A delta after `since`; with nothing to send yet and `wait` > 0, parks until the
+/// head moves (holding a replica slot in place of the request's `slot`).
+async fn delta(st: AppState, slot: &RequestSlot, since: u64, wait: u64, json: bool) -> Result<Response, ApiError> {
     let mut head_rx = st.shared.head.subscribe();
     let mut head = *head_rx.borrow_and_update();
     if since > head {
@@ -118,6 +121,7 @@ async fn delta(st: AppState, since: u64, wait: u64, json: bool) -> Result<Respon
             .clone()
             .try_acquire_owned()
             .map_err(|_| ApiError::unavailable("too_many_replicas", "too many replicas are long-polling"))?;
+        slot.release();
         st.shared.metrics.replication_clients.fetch_add(1, Ordering::Relaxed);
         let _gauge = ReplicaGauge(&st.shared.metrics.replication_clients);
         let limit = Duration::from_secs(wait.min(st.config.max_long_poll_secs));

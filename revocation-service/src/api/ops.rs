@@ -71,22 +71,45 @@ fn write_checkpoint(st: &AppState) -> Result<u64, ApiError> {
     checkpoint::write(&st.config.data_dir, seq, &bytes).map_err(ApiError::internal)
 }
 
+/// Takes the maintenance lock for a checkpoint or compaction, or 409 while one runs.
+fn maintenance(st: &AppState) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
+    st.maintenance.clone().try_lock_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "maintenance_running",
+            "a checkpoint or compaction is already running; retry once it has finished",
+        )
+    })
+}
+
 /// `POST /v1/admin/checkpoint`.
 pub(super) async fn checkpoint(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&st, &headers, Scope::Admin)?;
+    let lock = maintenance(&st)?;
     let inner = st.clone();
-    let seq = tokio::task::spawn_blocking(move || write_checkpoint(&inner)).await.map_err(ApiError::internal)??;
+    // The lock moves into the blocking task: it is held until the work is done, even
+    // if this request times out meanwhile.
+    let seq = tokio::task::spawn_blocking(move || {
+        let _lock = lock;
+        write_checkpoint(&inner)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     Ok(Json(json!({"checkpoint": seq})).into_response())
 }
 
 /// `POST /v1/admin/compact`: checkpoint, then retention (see `checkpoint::compact`).
 pub(super) async fn compact(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&st, &headers, Scope::Admin)?;
+    let lock = maintenance(&st)?;
     let inner = st.clone();
     let c = tokio::task::spawn_blocking(move || {
+        let _lock = lock;
         let seq = write_checkpoint(&inner)?;
         let now = inner.clock.now_secs();
-        let on_floor = |f: u64| inner.shared.floor.store(f, Ordering::SeqCst);
+        let on_floor = |f: u64| {
+            inner.shared.floor.fetch_max(f, Ordering::SeqCst);
+        };
         checkpoint::compact(&inner.store, seq, now, inner.config.max_token_lifetime_secs, &on_floor)
             .map_err(ApiError::internal)
     })

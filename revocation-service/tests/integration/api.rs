@@ -395,7 +395,8 @@ async fn concurrency_timeouts_and_replica_counts_are_bounded() {
     // The slot is free again.
     let r = s.post(&keys.write, "/v1/events", json!({"kind": "logout", "sid": "s", "exp": FAR})).await;
     assert_eq!(r.status(), StatusCode::OK);
-    // Long-polls do not take request slots but are bounded by max_replication_clients.
+    // Parked long-polls give their request slot back but are bounded by
+    // max_replication_clients.
     // (Stage one may have let a post through before the slow request held the slot.)
     let head =
         s.http.get(s.url("/readyz")).send().await.unwrap().json::<Value>().await.unwrap()["seq"].as_u64().unwrap();
@@ -414,5 +415,56 @@ async fn concurrency_timeouts_and_replica_counts_are_bounded() {
         StatusCode::OK
     );
     assert_eq!(parked.await.unwrap(), StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn delta_requests_with_wait_count_against_the_request_bound_until_they_park() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::create(dir.path());
+    let cfg = Config {
+        max_concurrent_requests: 1,
+        request_timeout_ms: 60_000,
+        max_replication_clients: 4,
+        ..config(dir.path())
+    };
+    let s = Server::start_with(cfg, ManualClock::new(T0_MS)).await;
+    let r = s.post(&keys.write, "/v1/events", json!({"kind": "logout", "sid": "s", "exp": FAR})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // A half-sent body holds the only request slot (until this side closes it).
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"kind\":",
+        keys.write
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        let r = s.get(&keys.read, "/v1/denylist?since=0").await;
+        r.status() == StatusCode::SERVICE_UNAVAILABLE && r.json::<Value>().await.unwrap()["error"] == "overloaded"
+    })
+    .await;
+    // `wait=` does not buy a way around the bound: a delta with events to send (a
+    // log scan and a signature) is refused like a plain one, and so is a long-poll
+    // that would park, since it holds a request slot until it parks.
+    for q in ["/v1/denylist?since=0&wait=1", "/v1/denylist?since=0&wait=0", "/v1/denylist?since=1&wait=1"] {
+        expect_error(s.get(&keys.read, q).await, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
+    }
+    drop(slow);
+    eventually(Duration::from_secs(10), || async { s.get(&keys.read, "/v1/denylist?since=0").await.status() == 200 })
+        .await;
+    // A long-poll that parks gives its request slot back (it holds a replica slot
+    // instead), so parked replicas never starve intake.
+    let (http, url, rk) = (s.http.clone(), s.url("/v1/denylist?since=1&wait=30"), keys.read.clone());
+    let parked = tokio::spawn(async move { http.get(url).bearer_auth(rk).send().await.unwrap().status() });
+    eventually(Duration::from_secs(10), || async {
+        let r = s.http.get(s.url("/metrics")).send().await.unwrap();
+        r.status() == StatusCode::OK && r.text().await.unwrap().lines().any(|l| l == "tollgate_replication_clients 1")
+    })
+    .await;
+    let r = s.post(&keys.write, "/v1/events", json!({"kind": "logout", "sid": "t", "exp": FAR})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), parked).await.unwrap().unwrap(), StatusCode::OK);
     s.stop().await;
 }

@@ -188,3 +188,44 @@ async fn grace_window_lets_only_the_immediate_predecessor_back_in_briefly() {
     .await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn grace_window_runs_from_the_replacement_and_grace_uses_do_not_extend_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::create(dir.path());
+    let clock = ManualClock::new(T0_MS);
+    let cfg = Config { refresh_grace_secs: 10, ..config(dir.path()) };
+    let s = Server::start_with(cfg.clone(), clock.clone()).await;
+    s.post(&keys.write, "/v1/sessions", json!({"sid": "g", "sub": "u", "refresh_jti": "r0", "exp": FAR})).await;
+    s.post(&keys.write, "/v1/refresh/rotate", rot("g", "r0", "r1")).await;
+    // r1 is replaced at T0: its grace window is [T0, T0 + 10 s].
+    let r = s.post(&keys.write, "/v1/refresh/rotate", rot("g", "r1", "r2")).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["grace"], false);
+    // Grace uses inside the window are accepted, more than once (a lost response
+    // retried twice, two tabs); each one makes its successor current.
+    for (at, next) in [(6_000, "r3"), (9_000, "r4")] {
+        clock.set(T0_MS + at);
+        let r = s.post(&keys.write, "/v1/refresh/rotate", rot("g", "r1", next)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{next}");
+        assert_eq!(r.json::<Value>().await.unwrap()["grace"], true, "{next}");
+    }
+    // The window survives a restart (it is part of the stored family).
+    s.stop().await;
+    let s = Server::start_with(cfg, clock.clone()).await;
+    // 11 s after r1 was replaced, 2 s after its last grace use: reuse, not another
+    // grace rotation (the window does not restart with every grace use).
+    clock.set(T0_MS + 11_000);
+    expect_error(
+        s.post(&keys.write, "/v1/refresh/rotate", rot("g", "r1", "r5")).await,
+        StatusCode::CONFLICT,
+        "reuse_detected",
+    )
+    .await;
+    expect_error(
+        s.post(&keys.write, "/v1/refresh/rotate", rot("g", "r4", "r6")).await,
+        StatusCode::CONFLICT,
+        "session_revoked",
+    )
+    .await;
+    s.stop().await;
+}

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_core::jwk::P256Key;
 use tollgate_core::Denylist;
-use tollgate_revocation::{Config, ManualClock};
+use tollgate_revocation::{Clock, Config, ManualClock};
 
 use super::harness::{config, expect_error, public_key, Keys, Server, FAR, T0_MS};
 
@@ -186,5 +186,112 @@ async fn retention_drops_only_expired_old_events_and_sends_replicas_to_a_snapsho
     let mut replica = Denylist::default();
     replica.apply_snapshot(&s.get(&keys.read, "/v1/denylist").await.bytes().await.unwrap(), &key).unwrap();
     assert!(replica.contains_sid(None, "long"));
+    s.stop().await;
+}
+
+/// What the test posted and was acknowledged: `(seq, jti, exp)`.
+type Acked = Vec<(u64, String, u64)>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checkpoints_and_compactions_never_leave_an_unusable_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::create(dir.path());
+    let clock = ManualClock::new(T0_MS);
+    // Retention may drop any event received before now whose entry has expired; no
+    // shutdown checkpoint, so the restart sees what the admin calls left behind.
+    let cfg = Config { max_token_lifetime_secs: 0, checkpoint_on_shutdown: false, ..config(dir.path()) };
+    let s = Arc::new(Server::start_with(cfg.clone(), clock.clone()).await);
+    // The writer moves the clock on 1 s a round and posts 20 tokens that live 3 s, so
+    // the log keeps gaining events that retention drops a few rounds later.
+    let writer = {
+        let (s, key, clock) = (s.clone(), keys.write.clone(), clock.clone());
+        tokio::spawn(async move {
+            let mut acked: Acked = Vec::new();
+            for round in 0..40 {
+                clock.advance(1000);
+                let exp = clock.now_secs() + 3;
+                let events: Vec<Value> = (0..20)
+                    .map(|i| json!({"kind": "revoke_token", "jti": format!("e{round}-{i}"), "exp": exp}))
+                    .collect();
+                let r = s.post(&key, "/v1/events", json!({"events": events})).await;
+                assert_eq!(r.status(), StatusCode::OK);
+                let v: Value = r.json().await.unwrap();
+                for (i, a) in v["accepted"].as_array().unwrap().iter().enumerate() {
+                    acked.push((a["seq"].as_u64().unwrap(), format!("e{round}-{i}"), exp));
+                }
+            }
+            acked
+        })
+    };
+    // Operators (or a client retrying after a timeout) checkpoint and compact at once,
+    // for as long as the writer runs.
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut ops = Vec::new();
+    for t in 0..6 {
+        let (s, key, writing) = (s.clone(), keys.admin.clone(), writing.clone());
+        ops.push(tokio::spawn(async move {
+            let mut ok = 0;
+            let mut i = 0;
+            while i < 8 || writing.load(std::sync::atomic::Ordering::SeqCst) {
+                i += 1;
+                let path = if (t + i) % 2 == 0 { "/v1/admin/compact" } else { "/v1/admin/checkpoint" };
+                let r = s.post(&key, path, json!({})).await;
+                match r.status() {
+                    StatusCode::OK => ok += 1,
+                    StatusCode::CONFLICT => {
+                        let v: Value = r.json().await.unwrap();
+                        assert_eq!(v["error"], "maintenance_running", "{v}");
+                    }
+                    other => panic!("{path}: {other} {}", r.text().await.unwrap()),
+                }
+            }
+            ok
+        }));
+    }
+    let acked = writer.await.unwrap();
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut done = 0;
+    for o in ops {
+        done += o.await.unwrap();
+    }
+    assert!(done > 0);
+    let before = s.view(&keys.read).await;
+    Arc::try_unwrap(s).ok().unwrap().stop().await;
+
+    // The service starts again on the same directory and has every acknowledged event.
+    let s = Server::start_with(cfg, clock.clone()).await;
+    let now = clock.now_secs();
+    let after = s.view(&keys.read).await;
+    assert_eq!(after["seq"], before["seq"]);
+    let live: Vec<&Value> =
+        before["entries"].as_array().unwrap().iter().filter(|e| e["exp"].as_u64().unwrap() >= now).collect();
+    assert_eq!(after["entries"].as_array().unwrap().iter().collect::<Vec<_>>(), live);
+    let log: Value = s.get(&keys.admin, "/v1/admin/log?limit=1").await.json().await.unwrap();
+    let floor = log["floor"].as_u64().unwrap();
+    assert!(floor > 0, "retention dropped nothing: the test did not exercise it");
+    let mut stored = std::collections::HashMap::new();
+    let mut from = floor + 1;
+    loop {
+        let page: Value =
+            s.get(&keys.admin, &format!("/v1/admin/log?from={from}&limit=1000")).await.json().await.unwrap();
+        let records = page["records"].as_array().unwrap();
+        let Some(last) = records.last() else { break };
+        for r in records {
+            stored.insert(r["seq"].as_u64().unwrap(), r["jti"].as_str().unwrap().to_string());
+        }
+        from = last["seq"].as_u64().unwrap() + 1;
+    }
+    for (seq, jti, exp) in &acked {
+        if *seq > floor {
+            assert_eq!(stored.get(seq), Some(jti), "acked event {seq} missing after restart");
+        } else {
+            assert!(*exp < now, "event {seq} dropped while still live");
+        }
+    }
+    assert_eq!(stored.len() as u64, acked.last().unwrap().0 - floor, "log after the floor is gap-free");
+    // Nothing else running: both calls succeed.
+    for path in ["/v1/admin/compact", "/v1/admin/checkpoint"] {
+        assert_eq!(s.post(&keys.admin, path, json!({})).await.status(), StatusCode::OK, "{path}");
+    }
     s.stop().await;
 }
