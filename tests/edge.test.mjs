@@ -295,6 +295,14 @@ test('one canonical path: the rules match what the origin receives; ambiguous pa
     assert.equal((await call(sent, { token: admin })).status, 200, `${sent} with an admin token`);
     assert.ok(seenAt(canonical), `${sent}: the origin received ${canonical} (saw ${origin.seen.at(-1)?.url})`);
   }
+  // A case-sensitive origin serves something else at /PUBLIC/... or /public: open only
+  // as a rule writes it, so these need a token (and pass with one).
+  for (const sent of ['/PUBLIC/canon-5', '/Public/canon-6', '/public']) {
+    const r = await call(sent);
+    assert.equal(r.status, 401, `${sent} without a token`);
+    assert.equal((await call(sent, { token: user })).status, 200, `${sent} with a token`);
+  }
+  assert.equal((await call('/public/canon-7')).status, 200);
   // Escapes of unreserved characters decoded, the others upper-cased; the query as sent.
   assert.equal((await call('/public/%7euser/caf%c3%a9?q=%61//b&r=%2f', {})).status, 200);
   assert.ok(seenAt('/public/~user/caf%C3%A9?q=%61//b&r=%2f'), `origin saw ${origin.seen.at(-1)?.url}`);

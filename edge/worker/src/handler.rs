@@ -35,7 +35,6 @@ use crate::platform::{describe, log, now_ms};
 use crate::proxy::{bearer_token, extract_token, forward, stripped_headers, Identity};
 use crate::replica::{self, Freshness};
 use crate::respond::Reply;
-use crate::routes::Auth;
 use crate::verify::verify_token;
 
 /// Path of the measurement endpoint (only with `TOLLGATE_BENCH_ENDPOINT = "on"`).
@@ -99,8 +98,8 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
         return Ok(bench::handle(iso, req, ctx).await.into());
     }
     let headers = stripped_headers(req)?;
-    let rule = iso.config.routes.find(&method, path);
-    if rule.auth == Auth::None {
+    let rules = iso.config.routes.find(&method, path);
+    if rules.open() {
         return Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::none()));
     }
     let authorization = headers.get("authorization")?;
@@ -127,8 +126,8 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
         }
         return Ok(Reply::Invalid(tollgate_core::Reason::Revoked).response().into());
     }
-    if !rule.allows(&verified.claims) {
-        return Ok(Reply::Forbidden(rule.wanted()).response().into());
+    if !rules.allows(&verified.claims) {
+        return Ok(Reply::Forbidden(rules.wanted()).response().into());
     }
     Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &verified.identity))
 }

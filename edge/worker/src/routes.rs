@@ -12,10 +12,17 @@
 //! exactly. Request paths are matched in their canonical form ([`crate::path`]), the
 //! form the origin receives; rule paths may hold only unreserved characters (`A-Z a-z
 //! 0-9 - . _ ~`) and `/`, so no escape the origin might decode can make a request match
-//! a rule differently. Matching ignores ASCII case (`/ADMIN/x` is under `/admin/*`: many
-//! origins route case-insensitively) and a trailing `/` at the rule's end (`/admin/*`
-//! also matches `/admin`, `/reports` also `/reports/`: many origins serve both alike).
-//! A request no rule matches needs a valid token (fail closed). Roles come from the
+//! a rule differently.
+//!
+//! Origins differ on case and on a trailing `/` (Express and IIS route `/ADMIN/x` as
+//! `/admin/x` and `/admin` as `/admin/`; nginx and Django do not), and the Worker cannot
+//! know which kind it guards. So a request gets the rules of both readings of its path —
+//! the first rule matching it as written (case and trailing `/` exact), and the first
+//! matching it with ASCII case ignored and a trailing `/` at the rule's end optional —
+//! and must meet both: `/ADMIN/x` needs what `/admin/*` asks, and `/PUBLIC/x` or
+//! `/public` is open only if a rule opens it as written. When both readings find the
+//! same rule (the usual case) that is one rule. A request no rule matches needs a valid
+//! token (fail closed). Roles come from the
 //! `role` (string) and `roles` (string or array) claims, scopes from `scope`
 //! (space-separated) and `scp` (array).
 
@@ -89,8 +96,8 @@ impl Rule {
         }
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        path_matches(&self.path, path)
+    fn matches(&self, method: &str, path: &str, exact: bool) -> bool {
+        path_matches(&self.path, path, exact)
             && self.methods.as_ref().is_none_or(|m| m.iter().any(|x| x.eq_ignore_ascii_case(method)))
     }
 
@@ -139,9 +146,15 @@ impl Routes {
         Ok(Routes { rules })
     }
 
-    /// The first rule matching the request; a token-required rule when none does.
-    pub fn find(&self, method: &str, path: &str) -> &Rule {
-        self.rules.iter().find(|r| r.matches(method, path)).unwrap_or(&FALLBACK)
+    /// The rules that apply to the request: those of both readings of its path.
+    pub fn find(&self, method: &str, path: &str) -> Applicable<'_> {
+        Applicable { exact: self.first(method, path, true), loose: self.first(method, path, false) }
+    }
+
+    /// The first rule matching the request read `exact`ly or loosely (case and a
+    /// trailing `/` ignored); a token-required rule when none does.
+    fn first(&self, method: &str, path: &str, exact: bool) -> &Rule {
+        self.rules.iter().find(|r| r.matches(method, path, exact)).unwrap_or(&FALLBACK)
     }
 
     /// Number of rules.
@@ -155,19 +168,55 @@ impl Routes {
     }
 }
 
-/// Whether the canonical request `path` matches the rule path `rule` (a prefix when it
-/// ends in `*`): ASCII case ignored, and a trailing `/` at the rule's end optional.
-fn path_matches(rule: &str, path: &str) -> bool {
-    let path = path.as_bytes();
-    match rule.as_bytes().split_last() {
-        Some((b'*', prefix)) => {
-            path.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-                || prefix.strip_suffix(b"/").is_some_and(|bare| path.eq_ignore_ascii_case(bare))
+/// The rules of both readings of a request's path; it must meet both.
+#[derive(Debug, Clone, Copy)]
+pub struct Applicable<'a> {
+    exact: &'a Rule,
+    loose: &'a Rule,
+}
+
+impl Applicable<'_> {
+    /// Whether no token is needed: only if both readings' rules say so.
+    pub fn open(&self) -> bool {
+        self.exact.auth == Auth::None && self.loose.auth == Auth::None
+    }
+
+    /// Whether verified claims meet both rules.
+    pub fn allows(&self, claims: &Claims) -> bool {
+        self.exact.allows(claims) && (std::ptr::eq(self.exact, self.loose) || self.loose.allows(claims))
+    }
+
+    /// What the rules ask for, for `WWW-Authenticate`'s `scope`.
+    pub fn wanted(&self) -> String {
+        if std::ptr::eq(self.exact, self.loose) {
+            return self.exact.wanted();
         }
+        let (exact, loose) = (self.exact.wanted(), self.loose.wanted());
+        let mut v: Vec<&str> = Vec::new();
+        for w in exact.split(' ').chain(loose.split(' ')).filter(|w| !w.is_empty()) {
+            if !v.contains(&w) {
+                v.push(w);
+            }
+        }
+        v.join(" ")
+    }
+}
+
+/// Whether the canonical request `path` matches the rule path `rule` (a prefix when it
+/// ends in `*`): read `exact`ly, or with ASCII case ignored and a trailing `/` at the
+/// rule's end optional.
+fn path_matches(rule: &str, path: &str, exact: bool) -> bool {
+    let (rule, path) = (rule.as_bytes(), path.as_bytes());
+    let same = |a: &[u8], b: &[u8]| if exact { a == b } else { a.eq_ignore_ascii_case(b) };
+    match rule.split_last() {
+        Some((b'*', prefix)) => {
+            path.get(..prefix.len()).is_some_and(|head| same(head, prefix))
+                || (!exact && prefix.strip_suffix(b"/").is_some_and(|bare| same(path, bare)))
+        }
+        _ if exact => rule == path,
         _ => {
             let bare = |p: &[u8]| p.len() - usize::from(p.ends_with(b"/"));
-            let rule = rule.as_bytes();
-            rule[..bare(rule)].eq_ignore_ascii_case(&path[..bare(path)])
+            same(&rule[..bare(rule)], &path[..bare(path)])
         }
     }
 }
@@ -231,37 +280,54 @@ mod tests {
         crate::testkeys::claims_of(json)
     }
 
+    /// The rule path of both readings.
+    fn both<'a>(r: &'a Routes, method: &str, path: &str) -> (&'a str, &'a str) {
+        (r.first(method, path, true).path.as_str(), r.first(method, path, false).path.as_str())
+    }
+
     #[test]
     fn first_match_wins() {
         let r = Routes::from_json(RULES).unwrap();
-        assert_eq!(r.find("GET", "/public/x").auth, Auth::None);
-        assert_eq!(r.find("GET", "/publicity").path, "/*");
-        assert_eq!(r.find("GET", "/admin/users").roles_any, ["admin"]);
-        assert_eq!(r.find("post", "/reports").path, "/reports");
-        assert_eq!(r.find("GET", "/reports").path, "/*");
+        assert!(r.find("GET", "/public/x").open());
+        assert_eq!(both(&r, "GET", "/publicity"), ("/*", "/*"));
+        assert_eq!(both(&r, "GET", "/admin/users"), ("/admin/*", "/admin/*"));
+        assert_eq!(both(&r, "post", "/reports"), ("/reports", "/reports"));
+        assert_eq!(both(&r, "GET", "/reports"), ("/*", "/*"));
         let none = Routes::from_json("[]").unwrap();
-        assert_eq!(none.find("GET", "/x").auth, Auth::Required);
+        assert!(!none.find("GET", "/x").open());
     }
 
     #[test]
     fn case_and_trailing_slash_do_not_escape_a_rule() {
         let r = Routes::from_json(RULES).unwrap();
+        let admin = claims(r#"{"role":"admin"}"#);
+        let user = claims(r#"{"role":"user"}"#);
+        // A case-insensitive origin serves these as /admin/…: the admin rule applies.
         for p in ["/ADMIN/x", "/Admin/", "/admin", "/ADMIN"] {
-            assert_eq!(r.find("GET", p).roles_any, ["admin"], "{p}");
+            assert_eq!(both(&r, "GET", p).1, "/admin/*", "{p}");
+            let rules = r.find("GET", p);
+            assert!(!rules.open() && rules.allows(&admin) && !rules.allows(&user), "{p}");
+            assert_eq!(rules.wanted(), "admin");
         }
-        assert_eq!(r.find("GET", "/public").auth, Auth::None);
-        assert_eq!(r.find("GET", "/PUBLIC/x").auth, Auth::None);
-        assert_eq!(r.find("GET", "/administrator").path, "/*");
-        assert_eq!(r.find("POST", "/reports/").path, "/reports");
-        assert_eq!(r.find("POST", "/REPORTS").path, "/reports");
-        assert_eq!(r.find("POST", "/reports/x").path, "/*");
+        // A case-sensitive origin serves something else there: open only as written.
+        for p in ["/PUBLIC/x", "/public", "/Public/"] {
+            assert_eq!(both(&r, "GET", p), ("/*", "/public/*"), "{p}");
+            assert!(!r.find("GET", p).open(), "{p}");
+            assert!(r.find("GET", p).allows(&user), "{p}");
+        }
+        assert!(r.find("GET", "/public/").open());
+        assert_eq!(both(&r, "GET", "/administrator"), ("/*", "/*"));
+        assert_eq!(both(&r, "POST", "/reports/"), ("/*", "/reports"));
+        assert_eq!(both(&r, "POST", "/REPORTS"), ("/*", "/reports"));
+        assert!(!r.find("POST", "/REPORTS").allows(&user));
+        assert_eq!(both(&r, "POST", "/reports/x"), ("/*", "/*"));
         let exact = Routes::from_json(r#"[{"path":"/a/","auth":"none"},{"path":"/","auth":"none"}]"#).unwrap();
-        assert_eq!(exact.find("GET", "/a").path, "/a/");
-        assert_eq!(exact.find("GET", "/a/").path, "/a/");
-        assert_eq!(exact.find("GET", "/").path, "/");
-        assert_eq!(exact.find("GET", "/b").auth, Auth::Required);
+        assert!(!exact.find("GET", "/a").open());
+        assert!(exact.find("GET", "/a/").open());
+        assert!(exact.find("GET", "/").open());
+        assert!(!exact.find("GET", "/b").open());
         let any = Routes::from_json(r#"[{"path":"*","auth":"none"}]"#).unwrap();
-        assert_eq!(any.find("GET", "/x").auth, Auth::None);
+        assert!(any.find("GET", "/x").open());
     }
 
     /// Against the canonicaliser: a path an origin could decode or merge into one under
@@ -271,7 +337,8 @@ mod tests {
         let r = Routes::from_json(RULES).unwrap();
         for p in ["/%61dmin/x", "//admin/x", "/%41%44%4d%49%4e/x", "/admin//x", "/adm%69n"] {
             let c = crate::path::canonical(p).unwrap();
-            assert_eq!(r.find("GET", &c).roles_any, ["admin"], "{p} → {c}");
+            assert_eq!(both(&r, "GET", &c).1, "/admin/*", "{p} → {c}");
+            assert!(!r.find("GET", &c).allows(&claims(r#"{"role":"user"}"#)), "{p} → {c}");
         }
         for p in
             ["/public/..%2fadmin/x", "/public/..;/admin/x", "/admin;/x", "/public/%2e%2e/admin", "/public%5c..%5cadmin"]
