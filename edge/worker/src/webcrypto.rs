@@ -18,6 +18,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
+use crate::entry::JsAwait;
 use crate::keys::KeySet;
 
 /// Verifies the pending token's signature with WebCrypto; `Ok(Some(i))` names the key
@@ -44,7 +45,7 @@ pub async fn check_signature(pending: &Pending<'_, '_>, set: &KeySet) -> Result<
                 pending.signing_input(),
             )
         })?;
-        if JsFuture::from(promise).await?.as_bool() == Some(true) {
+        if JsAwait::new(promise).await?.as_bool() == Some(true) {
             return Ok(Some(i));
         }
     }
