@@ -453,16 +453,7 @@ test('revocation service down: 503 after the staleness bound (fail closed), reco
 });
 
 test('fail mode open lets verified tokens through a stale replica; invalid configuration is a 500', async () => {
-  const vars = {
-    TOLLGATE_ORIGIN: origin.url,
-    TOLLGATE_JWKS_URLS: JSON.stringify([jwks.url('/primary.json')]),
-    TOLLGATE_ISSUERS: JSON.stringify([ISS]),
-    TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
-    TOLLGATE_REVOCATION_URL: svc.url,
-    TOLLGATE_REVOCATION_TOKEN: svc.readKey,
-    TOLLGATE_DENYLIST_KEY: await svc.publicJwk(),
-    TOLLGATE_MAX_STALENESS_SECONDS: '1',
-  };
+  const vars = { ...revocationVars(svc.url), TOLLGATE_MAX_STALENESS_SECONDS: '1' };
   const [open, broken] = await Promise.all([
     startWorker({ ...vars, TOLLGATE_FAIL_MODE: 'open' }),
     startWorker({ ...vars, TOLLGATE_ROUTES: '[{"path": "/*", "roles": "admin"}]' }),
@@ -491,7 +482,7 @@ test('fail mode open lets verified tokens through a stale replica; invalid confi
 
 test('a replica the service cannot vouch for goes stale (fail closed): unsigned answers, a snapshot older than the replica', async () => {
   const proxy = await startServiceProxy(svc.url);
-  const w = await startWorker({ ...proxiedVars(proxy), TOLLGATE_MAX_STALENESS_SECONDS: '2' }, { logName: 'vouch' });
+  const w = await startWorker({ ...revocationVars(proxy.url), TOLLGATE_MAX_STALENESS_SECONDS: '2' }, { logName: 'vouch' });
   const get = (p, token) => fetch(`${w.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
   const loggedOut = async () => {
     const token = await mint(keys.es, { sid: `vouch-${randomUUID()}` });
@@ -542,7 +533,7 @@ test('a replica the service cannot vouch for goes stale (fail closed): unsigned 
 test('a snapshot slower than a request may wait still arrives (in the background); one download', async () => {
   const proxy = await startServiceProxy(svc.url);
   proxy.state.snapshotDelayMs = 4500; // a request waits at most ~3.5 s for a sync
-  const w = await startWorker(proxiedVars(proxy), { logName: 'slow-snapshot' });
+  const w = await startWorker(revocationVars(proxy.url), { logName: 'slow-snapshot' });
   const token = await mint(keys.es);
   const get = () => fetch(`${w.url}/slow/ok`, { headers: { authorization: `Bearer ${token}` } });
   try {
@@ -556,14 +547,15 @@ test('a snapshot slower than a request may wait still arrives (in the background
   }
 });
 
-/** Vars of a Worker whose revocation service is reached through `proxy`. */
-function proxiedVars(proxy) {
+/** Vars of a Worker on the primary JWKS whose revocation service is at `revocationUrl`
+ * (the real one, or a proxy in front of it). */
+function revocationVars(revocationUrl) {
   return {
     TOLLGATE_ORIGIN: origin.url,
     TOLLGATE_JWKS_URLS: JSON.stringify([jwks.url('/primary.json')]),
     TOLLGATE_ISSUERS: JSON.stringify([ISS]),
     TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
-    TOLLGATE_REVOCATION_URL: proxy.url,
+    TOLLGATE_REVOCATION_URL: revocationUrl,
     TOLLGATE_REVOCATION_TOKEN: svc.readKey,
     TOLLGATE_DENYLIST_KEY: svc.publicJwkText,
   };

@@ -360,9 +360,22 @@ fn openapi_documents_every_route() {
     assert_eq!(a, b);
 }
 
+/// A connection that has sent a POST's headers and half its body, and holds a request
+/// slot until it is dropped (or the request deadline passes).
+async fn half_sent_post(s: &Server, write_key: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {write_key}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"kind\":"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow
+}
+
 #[tokio::test]
 async fn concurrency_timeouts_and_replica_counts_are_bounded() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().unwrap();
     let keys = Keys::create(dir.path());
     let cfg = Config {
@@ -373,13 +386,7 @@ async fn concurrency_timeouts_and_replica_counts_are_bounded() {
     };
     let s = Server::start_with(cfg, ManualClock::new(T0_MS)).await;
     // A client that sends headers and half a body holds the only request slot...
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"kind\":",
-        keys.write
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut slow = half_sent_post(&s, &keys.write).await;
     // ...so another request is refused at once rather than queued without bound.
     eventually(Duration::from_secs(10), || async {
         let r = s.post(&keys.write, "/v1/events", json!({"kind": "logout", "sid": "s", "exp": FAR})).await;
@@ -420,7 +427,6 @@ async fn concurrency_timeouts_and_replica_counts_are_bounded() {
 
 #[tokio::test]
 async fn delta_requests_with_wait_count_against_the_request_bound_until_they_park() {
-    use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().unwrap();
     let keys = Keys::create(dir.path());
     let cfg = Config {
@@ -433,13 +439,7 @@ async fn delta_requests_with_wait_count_against_the_request_bound_until_they_par
     let r = s.post(&keys.write, "/v1/events", json!({"kind": "logout", "sid": "s", "exp": FAR})).await;
     assert_eq!(r.status(), StatusCode::OK);
     // A half-sent body holds the only request slot (until this side closes it).
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"kind\":",
-        keys.write
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
+    let slow = half_sent_post(&s, &keys.write).await;
     eventually(Duration::from_secs(10), || async {
         let r = s.get(&keys.read, "/v1/denylist?since=0").await;
         r.status() == StatusCode::SERVICE_UNAVAILABLE && r.json::<Value>().await.unwrap()["error"] == "overloaded"
