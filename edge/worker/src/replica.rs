@@ -121,7 +121,7 @@ pub async fn ensure_fresh(iso: &Rc<Isolate>, ctx: &worker::Context) -> Freshness
     if iso.replica.borrow().fresh(rev, now_ms()) {
         return Freshness::Fresh;
     }
-    inline_sync(iso, ctx).await;
+    inline_sync(iso, rev, ctx).await;
     start_poll(iso, ctx);
     let now = now_ms();
     if iso.replica.borrow().fresh(rev, now) {
@@ -137,7 +137,7 @@ pub async fn ensure_fresh(iso: &Rc<Isolate>, ctx: &worker::Context) -> Freshness
 /// started, for at most [`INLINE_TIMEOUT_MS`]. A sync this request started and that is
 /// still running then goes on under `ctx.wait_until`, so a snapshot too large to arrive
 /// in one request's wait still arrives.
-async fn inline_sync(iso: &Rc<Isolate>, ctx: &worker::Context) {
+async fn inline_sync(iso: &Rc<Isolate>, rev: &Revocation, ctx: &worker::Context) {
     let deadline = now_ms() + INLINE_TIMEOUT_MS as f64 + 500.0;
     loop {
         let now = now_ms();
@@ -154,7 +154,7 @@ async fn inline_sync(iso: &Rc<Isolate>, ctx: &worker::Context) {
             }
             break;
         }
-        if now > deadline || iso.config.revocation.as_ref().is_some_and(|rev| iso.replica.borrow().fresh(rev, now)) {
+        if now > deadline || iso.replica.borrow().fresh(rev, now) {
             return;
         }
         // Another request is syncing: wait on our own timer (never on its I/O, which

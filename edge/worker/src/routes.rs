@@ -147,14 +147,19 @@ impl Routes {
     }
 
     /// The rules that apply to the request: those of both readings of its path.
+    /// One pass: an exact match is also a loose one, so the first exact match is the
+    /// first loose match or comes after it. A token-required rule stands for "none".
     pub fn find(&self, method: &str, path: &str) -> Applicable<'_> {
-        Applicable { exact: self.first(method, path, true), loose: self.first(method, path, false) }
-    }
-
-    /// The first rule matching the request read `exact`ly or loosely (case and a
-    /// trailing `/` ignored); a token-required rule when none does.
-    fn first(&self, method: &str, path: &str, exact: bool) -> &Rule {
-        self.rules.iter().find(|r| r.matches(method, path, exact)).unwrap_or(&FALLBACK)
+        let Some(i) = self.rules.iter().position(|r| r.matches(method, path, false)) else {
+            return Applicable { exact: &FALLBACK, loose: &FALLBACK };
+        };
+        let loose = &self.rules[i];
+        let exact = if loose.matches(method, path, true) {
+            loose
+        } else {
+            self.rules[i + 1..].iter().find(|r| r.matches(method, path, true)).unwrap_or(&FALLBACK)
+        };
+        Applicable { exact, loose }
     }
 
     /// Number of rules.
@@ -282,7 +287,8 @@ mod tests {
 
     /// The rule path of both readings.
     fn both<'a>(r: &'a Routes, method: &str, path: &str) -> (&'a str, &'a str) {
-        (r.first(method, path, true).path.as_str(), r.first(method, path, false).path.as_str())
+        let found = r.find(method, path);
+        (found.exact.path.as_str(), found.loose.path.as_str())
     }
 
     #[test]
