@@ -20,7 +20,7 @@ import path from 'node:path';
 import {
   env, need, sleep, now, median, pct, say, fetch, waitFor, freePort, launch,
   esKey, rsKey, jwt, claims, startRevocation, startWorkerd as startWorkerdIn, IN_PROCESS_ORIGIN,
-  wrk as wrkRun, workerVars, runMain,
+  wrk as wrkRun, workerVars, runMain, cpuUs, childrenCpuUs,
 } from './lib.mjs';
 
 const RUNS = Number(env('BENCH_RUNS', 3));
@@ -43,16 +43,6 @@ async function startOrigin() {
 }
 const startWorkerd = (workers) => startWorkerdIn(workers, { workerd: WORKERD, build: BUILD });
 const wrk = (url, opts) => wrkRun(url, opts, { conns: CONNS, secs: SECS });
-
-// CPU time used, µs: a process's own (utime + stime), or that of this process's
-// waited-for children (cutime + cstime: wrk, run with execFileSync).
-const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-function statFields(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number); // [0] is field 3
-}
-const cpuUs = (pids) => pids.reduce((sum, pid) => sum + (statFields(pid)[11] + statFields(pid)[12]) * TICK_US, 0);
-const childrenCpuUs = () => (statFields('self')[13] + statFields('self')[14]) * TICK_US;
 
 function rssKiB(pid) {
   // workerd is the process itself (no wrapper).

@@ -3,13 +3,14 @@
 // Cap'n Proto config, and wrk. Loopback only; every child is killed by stopAll().
 import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, sign, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
 export const HERE = path.dirname(new URL(import.meta.url).pathname);
 export const LUA = path.join(HERE, 'tokens.lua');
 const groups = [];
+const scratch = []; // files to remove when the script ends
 
 export const env = (k, d) => process.env[k] ?? d;
 export function need(k, script = 'edge/worker/bench.sh') {
@@ -68,6 +69,13 @@ export function stopAll() {
   for (const g of groups.splice(0)) {
     try {
       process.kill(-g, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const f of scratch.splice(0)) {
+    try {
+      unlinkSync(f);
     } catch {
       /* gone */
     }
@@ -198,6 +206,7 @@ ${consts.join('\n')}
 `;
   const file = path.join(build, `bench-${process.pid}.capnp`);
   writeFileSync(file, config);
+  scratch.push(file); // beside the build, which its `embed`s name relative to it
   const child = launch(workerd, ['serve', file, '--experimental', ...args], { cwd: build, stdio: 'ignore' });
   for (const [name, port] of Object.entries(ports)) {
     await waitFor(`workerd ${name}`, async () => (await fetch(`http://127.0.0.1:${port}/public/ready`)).status < 500, 30000);
@@ -205,6 +214,17 @@ ${consts.join('\n')}
   const urls = Object.fromEntries(Object.entries(ports).map(([k, p]) => [k, `http://127.0.0.1:${p}`]));
   return { child, urls, configFile: file };
 }
+
+// ---- CPU time from /proc ---------------------------------------------------------
+// CPU time used, µs: a process's own (utime + stime), or that of this process's
+// waited-for children (cutime + cstime: wrk, run with execFileSync).
+const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+function statFields(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number); // [0] is field 3
+}
+export const cpuUs = (pids) => pids.reduce((sum, pid) => sum + (statFields(pid)[11] + statFields(pid)[12]) * TICK_US, 0);
+export const childrenCpuUs = () => (statFields('self')[13] + statFields('self')[14]) * TICK_US;
 
 // ---- wrk -----------------------------------------------------------------------
 /** One wrk run (-t1) against `url` with one bearer `token` or a token per request from

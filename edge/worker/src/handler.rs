@@ -32,7 +32,7 @@ use crate::bench;
 use crate::isolate::{self, Isolate};
 use crate::path::canonical;
 use crate::platform::{describe, log, now_ms};
-use crate::proxy::{bearer_token, extract_token, forward, stripped_headers, Identity};
+use crate::proxy::{bearer_token, extract_token, forward, Identity};
 use crate::replica::{self, Freshness};
 use crate::respond::Reply;
 use crate::verify::verify_token;
@@ -97,10 +97,11 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
     if iso.config.bench_endpoint && path == BENCH_PATH {
         return Ok(bench::handle(iso, req, ctx).await.into());
     }
-    let headers = stripped_headers(req)?;
+    // Read from the incoming headers: what the origin is sent is made in `forward`.
+    let headers = req.headers();
     let rules = iso.config.routes.find(&method, path);
     if rules.open() {
-        return Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &Identity::none()));
+        return Ok(proxied(req, &iso.config.origin, path_and_query, &Identity::none()));
     }
     let authorization = headers.get("authorization")?;
     // The cookie is read (copied out of JavaScript) only when there is no bearer token.
@@ -129,17 +130,11 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
     if !rules.allows(&verified.claims) {
         return Ok(Reply::Forbidden(rules.wanted()).response().into());
     }
-    Ok(proxied(req, &iso.config.origin, path_and_query, &headers, &verified.identity))
+    Ok(proxied(req, &iso.config.origin, path_and_query, &verified.identity))
 }
 
-fn proxied(
-    req: &web_sys::Request,
-    origin: &str,
-    path_and_query: &str,
-    headers: &web_sys::Headers,
-    id: &Identity,
-) -> Answer {
-    match forward(req, origin, path_and_query, headers, id) {
+fn proxied(req: &web_sys::Request, origin: &str, path_and_query: &str, id: &Identity) -> Answer {
+    match forward(req, origin, path_and_query, id) {
         Ok(promise) => Answer::Forwarded(promise),
         Err(e) => {
             log(&format!("tollgate: origin {origin} unreachable: {}", describe(&e)));

@@ -12,7 +12,7 @@ use std::cell::OnceCell;
 
 use js_sys::Promise;
 use wasm_bindgen::JsValue;
-use web_sys::{Headers, Request};
+use web_sys::Request;
 
 use tollgate_core::Claims;
 
@@ -45,23 +45,19 @@ impl Identity {
     }
 }
 
-/// Forwards `incoming` to `origin` + `path_and_query` with `headers` plus the identity
-/// headers. Returns the promise of the origin's response without awaiting it (no
-/// future, no wasm closures): if the fetch rejects, the promise resolves to the Worker's
-/// 502 and the failure is logged, on the JavaScript side. `Err` when the request cannot
-/// be made. The request is assembled in one JavaScript call; of the strings, only the
-/// path crosses from wasm (the origin and the 502 body are JavaScript strings made once
-/// per isolate, the identity values once per token).
-pub fn forward(
-    incoming: &Request,
-    origin: &str,
-    path_and_query: &str,
-    headers: &Headers,
-    id: &Identity,
-) -> Result<Promise, JsValue> {
+/// Forwards `incoming` to `origin` + `path_and_query` with its headers, less `Host` and
+/// any `X-Tollgate-*`, plus the identity headers. Returns the promise of the origin's
+/// response without awaiting it (no future, no wasm closures): if the fetch rejects,
+/// the promise resolves to the Worker's 502 and the failure is logged, on the
+/// JavaScript side. `Err` when the request cannot be made. The request is assembled in
+/// one JavaScript call, and the incoming headers are copied once, into the origin
+/// request itself; of the strings, only the path crosses from wasm (the origin and the
+/// 502 body are JavaScript strings made once per isolate, the identity values once per
+/// token).
+pub fn forward(incoming: &Request, origin: &str, path_and_query: &str, id: &Identity) -> Result<Promise, JsValue> {
     FORWARD_CONTEXT.with(|cx| {
         let cx = cx.get_or_init(|| forward_context(origin, &Reply::BadGateway.parts().3.to_string()));
-        forward_js(incoming, cx, path_and_query, headers, &id.sub, &id.sid, &id.claims)
+        forward_js(incoming, cx, path_and_query, &id.sub, &id.sid, &id.claims)
     })
 }
 
@@ -73,30 +69,35 @@ thread_local! {
 
 // The 502 is built anew in the request that needs it rather than kept per isolate: a
 // `Response` carries a body stream, and workerd refuses I/O objects across requests.
-// Header names come lower-cased from `Headers` iteration.
+// The origin request is made from the incoming headers and then edited: a `Request` the
+// Worker constructs has headers of its own that it may change (the incoming one's are
+// immutable), so the headers are copied once. Header names come lower-cased from
+// `Headers` iteration; the doomed names are collected first, as deleting while
+// iterating would skip some.
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
-export function strip_headers(req) {
-  const out = new Headers(req.headers);
-  const doomed = [];
-  for (const name of out.keys()) {
-    if (name === 'host' || (name.charCodeAt(0) === 120 && /^x[-_]tollgate[-_]/.test(name))) doomed.push(name);
-  }
-  for (const name of doomed) out.delete(name);
-  return out;
-}
-
 export function forward_context(origin, badGatewayBody) {
   return { origin, badGatewayBody };
 }
 
-export function forward_js(incoming, cx, pathAndQuery, headers, sub, sid, claims) {
+export function strip_headers(headers) {
+  let doomed;
+  for (const name of headers.keys()) {
+    if (name === 'host' || (name.charCodeAt(0) === 120 && /^x[-_]tollgate[-_]/.test(name))) (doomed ??= []).push(name);
+  }
+  if (doomed !== undefined) for (const name of doomed) headers.delete(name);
+}
+
+export function forward_js(incoming, cx, pathAndQuery, sub, sid, claims) {
+  const method = incoming.method;
+  const init = { method, headers: incoming.headers, redirect: 'manual' };
+  if (method !== 'GET' && method !== 'HEAD' && incoming.body !== null) init.body = incoming.body;
+  const req = new Request(cx.origin + pathAndQuery, init);
+  const headers = req.headers;
+  strip_headers(headers);
   if (sub !== undefined) headers.set('x-tollgate-sub', sub);
   if (sid !== undefined) headers.set('x-tollgate-sid', sid);
   if (claims !== undefined) headers.set('x-tollgate-claims', claims);
-  const method = incoming.method;
-  const init = { method, headers, redirect: 'manual' };
-  if (method !== 'GET' && method !== 'HEAD' && incoming.body !== null) init.body = incoming.body;
-  return fetch(new Request(cx.origin + pathAndQuery, init)).catch((e) => {
+  return fetch(req).catch((e) => {
     console.log(`tollgate: origin ${cx.origin} unreachable: ${e instanceof Error ? e.message : String(e)}`);
     return new Response(cx.badGatewayBody, {
       status: 502,
@@ -106,23 +107,16 @@ export function forward_js(incoming, cx, pathAndQuery, headers, sub, sid, claims
 }
 "#)]
 extern "C" {
-    /// The incoming headers without `X-Tollgate-*` and `Host`. The copy is made on the
-    /// JavaScript side in one call, so neither header names nor values (a large token
-    /// or cookie) cross into wasm.
-    #[wasm_bindgen(catch, js_name = strip_headers)]
-    pub fn stripped_headers(req: &Request) -> Result<Headers, JsValue>;
-
     fn forward_context(origin: &str, bad_gateway_body: &str) -> JsValue;
 
-    /// Sets the identity headers, builds the origin request (manual redirects, the body
-    /// for methods that have one) and fetches it, resolving to the Worker's 502 (and
-    /// logging) if the fetch rejects.
+    /// Builds the origin request (the incoming headers less `Host` and `X-Tollgate-*`,
+    /// plus the identity headers; manual redirects; the body for methods that have one)
+    /// and fetches it, resolving to the Worker's 502 (and logging) if the fetch rejects.
     #[wasm_bindgen(catch)]
     fn forward_js(
         incoming: &Request,
         cx: &JsValue,
         path_and_query: &str,
-        headers: &Headers,
         sub: &JsValue,
         sid: &JsValue,
         claims: &JsValue,

@@ -10,9 +10,7 @@
 //! inputs. ES256 signatures are the raw `r || s` form WebCrypto expects. If WebCrypto
 //! itself fails (an exception, not a `false`), the caller falls back to pure Rust.
 
-use std::cell::OnceCell;
-
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use tollgate_core::{b64, Algorithm, KeyMaterial, Pending};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -24,7 +22,6 @@ use crate::keys::KeySet;
 /// Verifies the pending token's signature with WebCrypto; `Ok(Some(i))` names the key
 /// that verified, `Ok(None)` means no candidate did, `Err` means WebCrypto failed.
 pub async fn check_signature(pending: &Pending<'_, '_>, set: &KeySet) -> Result<Option<usize>, JsValue> {
-    let subtle = subtle()?;
     let alg = pending.alg();
     for &i in pending.candidates() {
         let material = &pending.key(i).material;
@@ -36,15 +33,13 @@ pub async fn check_signature(pending: &Pending<'_, '_>, set: &KeySet) -> Result<
         if !well_sized {
             continue;
         }
-        let key = crypto_key(&subtle, set, i, alg, material).await?;
-        let promise = with_verify_params(alg, |params| {
-            subtle.verify_with_object_and_u8_array_and_u8_array(
-                params,
-                &key,
-                pending.signature(),
-                pending.signing_input(),
-            )
-        })?;
+        let key = crypto_key(set, i, alg, material).await?;
+        let es256 = match alg {
+            Algorithm::Es256 => true,
+            Algorithm::Rs256 => false,
+            _ => return Err(JsValue::from_str("algorithm not supported by this Worker")),
+        };
+        let promise = subtle_verify(es256, &key, pending.signature(), pending.signing_input())?;
         if JsAwait::new(promise).await?.as_bool() == Some(true) {
             return Ok(Some(i));
         }
@@ -60,16 +55,11 @@ fn subtle() -> Result<SubtleCrypto, JsValue> {
     Ok(crypto.unchecked_into::<web_sys::Crypto>().subtle())
 }
 
-async fn crypto_key(
-    subtle: &SubtleCrypto,
-    set: &KeySet,
-    index: usize,
-    alg: Algorithm,
-    material: &KeyMaterial,
-) -> Result<CryptoKey, JsValue> {
+async fn crypto_key(set: &KeySet, index: usize, alg: Algorithm, material: &KeyMaterial) -> Result<CryptoKey, JsValue> {
     if let Some(k) = set.cached_crypto_key(index) {
         return Ok(k);
     }
+    let subtle = subtle()?;
     let usages = Array::of1(&JsValue::from_str("verify"));
     let promise = match material {
         KeyMaterial::P256(k) => {
@@ -96,29 +86,21 @@ async fn crypto_key(
     Ok(key)
 }
 
-thread_local! {
-    /// `crypto.subtle.verify`'s algorithm parameters for ES256 and RS256, built once per
-    /// isolate: plain objects the runtime only reads.
-    static VERIFY_PARAMS: OnceCell<(Object, Object)> = const { OnceCell::new() };
+// `crypto.subtle.verify` in one call from wasm: the global `crypto` is looked up at each
+// call (a test may patch it), and the algorithm parameters are plain objects made once
+// per isolate, which the runtime only reads. A missing `crypto` throws, and the caller
+// falls back to pure Rust as for any other WebCrypto failure.
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+const ES256 = { name: 'ECDSA', hash: 'SHA-256' };
+const RS256 = { name: 'RSASSA-PKCS1-v1_5' };
+export function subtle_verify(es256, key, signature, signingInput) {
+  return crypto.subtle.verify(es256 ? ES256 : RS256, key, signature, signingInput);
 }
-
-/// Calls `f` with the `crypto.subtle.verify` parameters for `alg`.
-fn with_verify_params<T>(alg: Algorithm, f: impl FnOnce(&Object) -> Result<T, JsValue>) -> Result<T, JsValue> {
-    VERIFY_PARAMS.with(|cell| {
-        let (es256, rs256) = match cell.get() {
-            Some(params) => params,
-            None => {
-                let made =
-                    (object(&[("name", "ECDSA"), ("hash", "SHA-256")])?, object(&[("name", "RSASSA-PKCS1-v1_5")])?);
-                cell.get_or_init(|| made)
-            }
-        };
-        match alg {
-            Algorithm::Es256 => f(es256),
-            Algorithm::Rs256 => f(rs256),
-            _ => Err(JsValue::from_str("algorithm not supported by this Worker")),
-        }
-    })
+"#)]
+extern "C" {
+    /// `crypto.subtle.verify` with the ES256 (`es256`) or RS256 parameters.
+    #[wasm_bindgen(catch)]
+    fn subtle_verify(es256: bool, key: &CryptoKey, signature: &[u8], signing_input: &[u8]) -> Result<Promise, JsValue>;
 }
 
 fn object(members: &[(&str, &str)]) -> Result<Object, JsValue> {
