@@ -81,7 +81,7 @@ export function forward_context(origin, badGatewayBody) {
   return { origin, badGatewayBody };
 }
 
-export function strip_headers(headers) {
+function strip_headers(headers) {
   let doomed;
   for (const name of headers.keys()) {
     if (name === 'host' || (name.charCodeAt(0) === 120 && /^x[-_]tollgate[-_]/.test(name))) (doomed ??= []).push(name);
