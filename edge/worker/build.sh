@@ -20,5 +20,10 @@ ensure_worker_build
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/edge}"
 cd "$here"
 # The workspace's `wasm` profile: opt-level "s", lto, one codegen unit, panic = "abort".
-worker-build --profile wasm
+# worker-build's bundle is written unminified, its per-request entry Proxy replaced by a
+# plain fetch handler with the same panic recovery (see plain-entry.mjs), then minified.
+NO_MINIFY=1 worker-build --profile wasm
+node "$here/plain-entry.mjs" "$here/build/index.js"
+"$ESBUILD_BIN" "$here/build/index.js" --minify --format=esm --log-level=warning \
+  --outfile="$here/build/index.js" --allow-overwrite
 ls -l "$here/build" >&2

@@ -49,4 +49,4 @@ trap cleanup EXIT
 
 log "end-to-end tests (logs in $TOLLGATE_E2E_LOGS)"
 cd tests
-timeout 600 "$NODE22" --test --test-concurrency=1 --test-timeout=120000 edge.test.mjs
+timeout 600 "$NODE22" --test --test-concurrency=1 --test-timeout=120000 plain-entry.test.mjs edge.test.mjs

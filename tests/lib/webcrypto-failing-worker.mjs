@@ -40,9 +40,11 @@ function patch(mode) {
   if (crypto.subtle[method] !== fn) throw new Error(`could not patch crypto.subtle.${method}`);
 }
 
-export default class extends Tollgate {
-  async fetch(request) {
+// The built Worker's default export is a plain `{ fetch(request, env, ctx) }` handler
+// (edge/worker/plain-entry.mjs), called here with this request's env and ctx.
+export default {
+  async fetch(request, env, ctx) {
     patch(request.headers.get('x-test-webcrypto'));
-    return super.fetch(request);
-  }
-}
+    return Tollgate.fetch(request, env, ctx);
+  },
+};
