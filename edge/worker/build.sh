@@ -10,7 +10,7 @@ root="$(cd "$here/../.." && pwd)"
 source "$root/scripts/tools.sh"
 out="$here/build/index_bg.wasm"
 if [ -z "${TOLLGATE_FORCE_BUILD:-}" ] && [ -f "$out" ] && [ -f "$here/build/index.js" ] \
-  && [ -z "$(find "$here/src" "$here/Cargo.toml" "$root/core/src" "$root/core/Cargo.toml" "$root/Cargo.lock" \
+  && [ -z "$(find "$here/src" "$here/Cargo.toml" "$here/plain-entry.mjs" "$root/core/src" "$root/core/Cargo.toml" "$root/Cargo.lock" \
               -newer "$out" -print -quit)" ]; then
   echo "tollgate-edge: build is up to date ($out)" >&2
   exit 0

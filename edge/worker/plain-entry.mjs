@@ -61,6 +61,6 @@ var tollgateEntry = {
 };
 `;
 let out = src.slice(0, exported.index) + '  tollgateEntry as default' + src.slice(exported.index + exported[0].length);
-out = out.replace(proxied[0], `${proxied[0]}\n${plain}`);
+out = out.replace(proxied[0], () => `${proxied[0]}\n${plain}`); // a function: no `$` patterns
 writeFileSync(file, out);
 console.error(`plain-entry: ${file}: default export is a plain fetch handler calling ${wasmFetch}`);
