@@ -3,8 +3,8 @@
 # where a request's time goes in (a') passthrough, (b') hot token, (c') new token.
 # Makes a profiling build in edge/worker/build-profile/: the same wasm as the shipped
 # build (worker-build keeps the wasm "name" section: it runs wasm-opt with --debuginfo),
-# with the JS shim left unminified (NO_MINIFY) so its functions keep their names, and the
-# same plain entry as the shipped build (plain-entry.mjs); the
+# made by build.sh's own steps (the same plain entry, plain-entry.mjs) with the JS shim
+# left unminified (TOLLGATE_KEEP_NAMES) so its functions keep their names; the
 # shipped build in edge/worker/build/ is not touched. About a minute of setup plus
 # 3 × (PROFILE_WARM_SECONDS + PROFILE_SECONDS + PROFILE_COUNT_SECONDS) of load.
 #   edge/worker/profile.sh                                   all three scenarios
@@ -25,8 +25,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/edge}"
 
 log "building the revocation service (release) and the profiling build of the Worker"
 timeout 1500 cargo build --release -q -p tollgate-revocation
-(cd "$here" && NO_MINIFY=1 timeout 1500 worker-build --profile wasm --out-dir build-profile)
-node "$here/plain-entry.mjs" "$here/build-profile/index.js"   # the shipped build's entry (build.sh)
+TOLLGATE_FORCE_BUILD=1 TOLLGATE_BUILD_DIR=build-profile TOLLGATE_KEEP_NAMES=1 timeout 1500 "$here/build.sh"
 
 export WORKERD
 export TOLLGATE_REVOCATION_BIN="$CARGO_TARGET_DIR/release/tollgate-revocation"
