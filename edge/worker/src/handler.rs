@@ -81,8 +81,11 @@ pub async fn handle(req: &web_sys::Request, env: &worker::Env, ctx: &worker::Con
 }
 
 async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Result<Answer, JsValue> {
-    let url = req.url();
-    let raw = path_and_query(&url);
+    let head = request_head(req);
+    let Some(RequestHead { method, url, authorization }) = RequestHead::parse(&head) else {
+        return Err(JsValue::from_str("request_head: unexpected form"));
+    };
+    let raw = path_and_query(url);
     let (raw_path, query) = raw.split_at(raw.find('?').unwrap_or(raw.len()));
     let path = match canonical(raw_path) {
         Ok(path) => path,
@@ -93,23 +96,19 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
         Cow::Owned(path) => Cow::Owned(format!("{path}{query}")),
     };
     let (path, path_and_query) = (path.as_ref(), path_and_query.as_ref());
-    let method = req.method();
     if iso.config.bench_endpoint && path == BENCH_PATH {
         return Ok(bench::handle(iso, req, ctx).await.into());
     }
-    // Read from the incoming headers: what the origin is sent is made in `forward`.
-    let headers = req.headers();
-    let rules = iso.config.routes.find(&method, path);
+    let rules = iso.config.routes.find(method, path);
     if rules.open() {
         return Ok(proxied(req, &iso.config.origin, path_and_query, &Identity::none()));
     }
-    let authorization = headers.get("authorization")?;
     // The cookie is read (copied out of JavaScript) only when there is no bearer token.
-    let cookie = match bearer_token(authorization.as_deref()) {
+    let cookie = match bearer_token(authorization) {
         Some(_) => None,
-        None => headers.get("cookie")?,
+        None => req.headers().get("cookie")?,
     };
-    let Some(token) = extract_token(authorization.as_deref(), cookie.as_deref(), &iso.config.cookie_name) else {
+    let Some(token) = extract_token(authorization, cookie.as_deref(), &iso.config.cookie_name) else {
         return Ok(Reply::MissingToken.response().into());
     };
     let now = (now_ms() / 1000.0) as i64;
@@ -143,6 +142,46 @@ fn proxied(req: &web_sys::Request, origin: &str, path_and_query: &str, id: &Iden
     }
 }
 
+/// What the request path reads of the incoming request, taken from JavaScript in one
+/// call (one string) rather than four (`url`, `method`, `headers`, `get`).
+#[derive(Debug, PartialEq)]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The absolute URL.
+    pub url: &'a str,
+    /// The `Authorization` header, if present.
+    pub authorization: Option<&'a str>,
+}
+
+impl<'a> RequestHead<'a> {
+    /// Splits `request_head`'s string: `1` or `0` (whether `Authorization` is present),
+    /// the method, a space, the URL, a newline, the header's value. Neither a method nor
+    /// a parsed URL holds a space or a newline, and the header's value comes last, so
+    /// whatever it holds is its own. `None` for any other form.
+    pub fn parse(head: &'a str) -> Option<RequestHead<'a>> {
+        let has_auth = match head.as_bytes().first()? {
+            b'1' => true,
+            b'0' => false,
+            _ => return None,
+        };
+        let (line, auth) = head[1..].split_once('\n')?;
+        let (method, url) = line.split_once(' ')?;
+        Some(RequestHead { method, url, authorization: has_auth.then_some(auth) })
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function request_head(req) {
+  const auth = req.headers.get('authorization');
+  return `${auth === null ? '0' : '1'}${req.method} ${req.url}\n${auth ?? ''}`;
+}
+"#)]
+extern "C" {
+    /// The method, URL and `Authorization` header, as [`RequestHead::parse`] reads them.
+    fn request_head(req: &web_sys::Request) -> String;
+}
+
 /// `/path?query` of an absolute URL (`/` when it has no path).
 pub fn path_and_query(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
@@ -158,6 +197,23 @@ pub fn path_and_query(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_head_forms() {
+        let head = RequestHead::parse("1GET http://h.test/a?b=1\nBearer x y");
+        assert_eq!(
+            head,
+            Some(RequestHead { method: "GET", url: "http://h.test/a?b=1", authorization: Some("Bearer x y") })
+        );
+        let head = RequestHead::parse("0POST http://h.test/\n");
+        assert_eq!(head, Some(RequestHead { method: "POST", url: "http://h.test/", authorization: None }));
+        // An empty header is present and empty; a value keeps any newline or space.
+        assert_eq!(RequestHead::parse("1GET u\n").and_then(|h| h.authorization), Some(""));
+        assert_eq!(RequestHead::parse("1GET u\na\nb c").and_then(|h| h.authorization), Some("a\nb c"));
+        for bad in ["", "2GET u\n", "1GET u", "1GETu\n", "\u{e9}GET u\n"] {
+            assert_eq!(RequestHead::parse(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn path_of_url() {

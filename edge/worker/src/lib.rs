@@ -133,7 +133,7 @@ export function then_resume(promise, id, resume) {
     fn step(mut fut: Task, relay: Arc<Relay>) -> JsValue {
         let waker = Waker::from(Arc::clone(&relay));
         POLLING_HERE.set(true);
-        let polled = fut.as_mut().poll(&mut Context::from_waker(&waker));
+        let polled = crate::platform::with_poll_clock(|| fut.as_mut().poll(&mut Context::from_waker(&waker)));
         POLLING_HERE.set(false);
         let offered = OFFERED.take();
         match (polled, offered) {
@@ -164,7 +164,7 @@ export function then_resume(promise, id, resume) {
     fn finish_later(mut fut: Task, relay: Arc<Relay>) -> Promise {
         wasm_bindgen_futures::future_to_promise(std::future::poll_fn(move |cx| {
             *relay.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-            fut.as_mut().poll(cx).map(Ok)
+            crate::platform::with_poll_clock(|| fut.as_mut().poll(cx)).map(Ok)
         }))
     }
 

@@ -3,6 +3,7 @@
 //! Every outbound fetch here has a deadline: on expiry the request is aborted through
 //! an `AbortController` and the caller gets [`FetchError::Timeout`].
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
@@ -21,8 +22,49 @@ extern "C" {
 }
 
 /// Milliseconds since the epoch (the runtime's clock; in production it advances on I/O).
+///
+/// Inside [`with_poll_clock`] the clock is read once and the same value is returned
+/// until the poll ends: workerd's clock does not move while JavaScript or wasm runs (it
+/// advances only with I/O), so one synchronous poll of a request sees one time anyway,
+/// and each further `Date.now()` would only be another wasm→JS crossing.
 pub fn now_ms() -> f64 {
-    js_sys::Date::now()
+    match POLL_CLOCK.get() {
+        PollClock::Off => js_sys::Date::now(),
+        PollClock::Read(t) => t,
+        PollClock::Unread => {
+            let t = js_sys::Date::now();
+            POLL_CLOCK.set(PollClock::Read(t));
+            t
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PollClock {
+    /// Not inside a poll made by [`with_poll_clock`]: every read asks the runtime.
+    Off,
+    /// Inside one, not read yet.
+    Unread,
+    /// Inside one, read at this time.
+    Read(f64),
+}
+
+thread_local! {
+    static POLL_CLOCK: Cell<PollClock> = const { Cell::new(PollClock::Off) };
+}
+
+/// Runs `poll` (one synchronous poll of a request's future) with the clock read at
+/// most once; nested calls share the outer one's reading.
+pub fn with_poll_clock<R>(poll: impl FnOnce() -> R) -> R {
+    let outer = POLL_CLOCK.get();
+    if matches!(outer, PollClock::Off) {
+        POLL_CLOCK.set(PollClock::Unread);
+    }
+    let out = poll();
+    if matches!(outer, PollClock::Off) {
+        POLL_CLOCK.set(PollClock::Off);
+    }
+    out
 }
 
 /// Seconds since the epoch, as the core's `now`.
