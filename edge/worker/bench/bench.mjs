@@ -6,8 +6,10 @@
 //      the Express peer and its Redis):
 //      (a) passthrough Worker (the same bundle with every route `auth: none`),
 //      (b) Tollgate with one hot token, (c) Tollgate with a new token per request
-//      (WebCrypto, and pure Rust), and the seed Express + jsonwebtoken + Redis peer on
-//      GET /profile with a hot token and with a new token per request.
+//      (WebCrypto, and pure Rust), (d') the floor: a minimal JavaScript Worker that only
+//      verifies a new token with WebCrypto and forwards (bench/floor-worker.js), and the
+//      seed Express + jsonwebtoken + Redis peer on GET /profile with a hot token and with
+//      a new token per request.
 //   2. Cold signature cost inside workerd: WebCrypto vs pure Rust, ES256 and RS256.
 //   3. Revocation propagation: logout acknowledged → Worker rejecting, p50/p99.
 //   4. Bundle size (gzip) and per-isolate memory with a 100k-entry denylist.
@@ -70,6 +72,13 @@ async function main() {
     'passthrough-in': { ...passthrough, ...inProcess },
     'tollgate-in': { ...common, ...inProcess },
     'tollgate-rust-in': { ...common, ...inProcess, TOLLGATE_CRYPTO: 'rust' },
+    // (d'): what any Worker pays for "verify a new ES256 token, forward", on its own.
+    'floor-in': {
+      BENCH_MODULE: path.join(path.dirname(new URL(import.meta.url).pathname), 'floor-worker.js'),
+      BENCH_IN_PROCESS: '1',
+      FLOOR_JWK: JSON.stringify(es.jwk),
+      FLOOR_ORIGIN: IN_PROCESS_ORIGIN,
+    },
   });
 
   // Tokens: one hot; a list of distinct cold ones (more than a run can use).
@@ -101,8 +110,16 @@ async function main() {
       if (r.status !== 200) throw new Error(`${url}: ${r.status} ${await r.text()}`);
     };
     for (const name of ['passthrough', 'passthrough-in']) await check(`${wd.urls[name]}/profile`);
-    for (const name of ['tollgate', 'tollgate-in', 'tollgate-rust-in']) await check(`${wd.urls[name]}/profile`, hot);
+    for (const name of ['tollgate', 'tollgate-in', 'tollgate-rust-in', 'floor-in']) await check(`${wd.urls[name]}/profile`, hot);
     await check(peerUrl, peerHot);
+    // ... and refuses a token whose signature does not verify (so no target, the floor
+    // included, is measured skipping the check).
+    const forged = `${hot.slice(0, hot.lastIndexOf('.') + 1)}${jwt(es, claims()).split('.')[2]}`;
+    for (const url of [`${wd.urls['tollgate-in']}/profile`, `${wd.urls['floor-in']}/profile`, peerUrl]) {
+      const r = await fetch(url, { headers: { authorization: `Bearer ${url === peerUrl ? `${peerHot.slice(0, -4)}AAAA` : forged}` } });
+      if (r.status < 400 || r.status >= 500) throw new Error(`${url} answered ${r.status} to a forged token`);
+      await r.arrayBuffer();
+    }
 
     // ---- 1. throughput ----
     const A = '(a) passthrough Worker';
@@ -112,6 +129,7 @@ async function main() {
     const Bi = "(b') Tollgate, hot token";
     const Ci = "(c') Tollgate, new token/request";
     const Cr = "(c'') Tollgate, new token/request, pure-Rust signatures";
+    const Fl = "(d') floor: minimal JS Worker, verify + forward, new token/request";
     const EH = 'Express peer, hot token';
     const EC = 'Express peer, new token/request';
     // The server side of each scenario, for its CPU time: workerd (and the Node origin
@@ -127,6 +145,7 @@ async function main() {
       [Bi, `${wd.urls['tollgate-in']}/profile`, { token: hot }, 'in-workerd origin', inWorkerd],
       [Ci, `${wd.urls['tollgate-in']}/profile`, { tokensFile: coldFile }, 'in-workerd origin', inWorkerd],
       [Cr, `${wd.urls['tollgate-rust-in']}/profile`, { tokensFile: coldFile }, 'in-workerd origin', inWorkerd],
+      [Fl, `${wd.urls['floor-in']}/profile`, { tokensFile: coldFile }, 'in-workerd origin', inWorkerd],
       [EH, peerUrl, { token: peerHot }, 'answers itself', peerPids],
       [EC, peerUrl, { tokensFile: peerColdFile }, 'answers itself', peerPids],
     ];
@@ -160,7 +179,8 @@ async function main() {
     say(`ratios, Node origin:        (b)/(a) = ${r(B, A)} (goal ≥ 0.90); (b)/Express hot = ${r(B, EH)}; (c)/Express new-token = ${r(C, EC)}`);
     say(`ratios, in-workerd origin:  (b')/(a') = ${r(Bi, Ai)} (goal ≥ 0.90); (b')/Express hot = ${r(Bi, EH)}; (c')/Express new-token = ${r(Ci, EC)}; WebCrypto/pure Rust on new tokens = ${r(Ci, Cr)}`);
     const c = (a, b) => (med[a].serverCpu / med[b].serverCpu).toFixed(2);
-    say(`server CPU per request (lower is better): (b')/(a') = ${c(Bi, Ai)}; (b')/Express hot = ${c(Bi, EH)}; (c')/Express new-token = ${c(Ci, EC)}; workerd busy ${((med[Ci].serverCpu * med[Ci].rps) / 1e6).toFixed(2)} cores in (c'), ${((med[Ai].serverCpu * med[Ai].rps) / 1e6).toFixed(2)} in (a')`);
+    say(`the floor (d'), in the same run: (c')/(d') = ${r(Ci, Fl)}; (d')/Express new-token = ${r(Fl, EC)}: a Worker doing no more than verify and forward, against the peer`);
+    say(`server CPU per request (lower is better): (b')/(a') = ${c(Bi, Ai)}; (b')/Express hot = ${c(Bi, EH)}; (c')/Express new-token = ${c(Ci, EC)}; (c')/(d') = ${c(Ci, Fl)}; workerd busy ${((med[Ci].serverCpu * med[Ci].rps) / 1e6).toFixed(2)} cores in (c'), ${((med[Ai].serverCpu * med[Ai].rps) / 1e6).toFixed(2)} in (a')`);
 
     // ---- 2. cold signature cost inside workerd ----
     say('\n## one cold signature check inside workerd (POST /__tollgate/bench, n=0 vs n=N, median of 5)');

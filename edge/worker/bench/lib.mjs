@@ -3,7 +3,7 @@
 // Cap'n Proto config, and wrk. Loopback only; every child is killed by stopAll().
 import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, sign, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -167,7 +167,10 @@ export default {
 /** Starts \`workerd serve\` (binary `workerd`) with the bundle in `build` (index.js +
  * index_bg.wasm) and one socket per named worker: {name: vars}. Workers whose
  * TOLLGATE_ORIGIN is IN_PROCESS_ORIGIN reach the network through the in-process origin.
- * `args`: more command-line arguments (e.g. `--inspector-addr=...`). */
+ * A worker whose vars name a JavaScript file in BENCH_MODULE runs that file instead of
+ * the bundle (the other vars are its bindings; BENCH_IN_PROCESS: "1" gives it the
+ * in-process origin as its network). `args`: more command-line arguments (e.g.
+ * `--inspector-addr=...`). */
 export async function startWorkerd(workers, { workerd, build, args = [] }) {
   const ports = {};
   const services = [];
@@ -178,14 +181,23 @@ export async function startWorkerd(workers, { workerd, build, args = [] }) {
     const id = name.replace(/[^a-zA-Z]/g, '');
     services.push(`(name = ${capnpString(name)}, worker = .${id})`);
     sockets.push(`(name = ${capnpString(name)}, address = "127.0.0.1:${ports[name]}", http = (), service = ${capnpString(name)})`);
-    const bindings = Object.entries(vars).map(([k, v]) => `(name = ${capnpString(k)}, text = ${capnpString(v)})`);
+    const { BENCH_MODULE: module, BENCH_IN_PROCESS: inProcess, ...bound } = vars;
+    const bindings = Object.entries(bound).map(([k, v]) => `(name = ${capnpString(k)}, text = ${capnpString(v)})`);
+    let modules = `(name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),`;
+    if (module !== undefined) {
+      const copy = `bench-module-${id}.js`;
+      copyFileSync(module, path.join(build, copy));
+      scratch.push(path.join(build, copy));
+      modules = `(name = "worker.js", esModule = embed ${capnpString(copy)}),`;
+    }
+    const viaOrigin = module !== undefined ? inProcess === '1' : vars.TOLLGATE_ORIGIN === IN_PROCESS_ORIGIN;
     consts.push(`const ${id} :Workerd.Worker = (
   modules = [
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+    ${modules}
   ],
   compatibilityDate = "2026-06-01",
-  globalOutbound = ${vars.TOLLGATE_ORIGIN === IN_PROCESS_ORIGIN ? '"origin"' : '"loopback"'},
+  globalOutbound = ${viaOrigin ? '"origin"' : '"loopback"'},
   bindings = [ ${bindings.join(',\n    ')} ],
 );`);
   }
