@@ -165,21 +165,23 @@ async function main() {
       }
     }
     say('\n## throughput (GET /profile, loopback)');
-    say('| scenario | origin | req/s | p50 ms | p99 ms | non-2xx | server CPU µs/req | wrk CPU µs/req |');
-    say('|---|---|---:|---:|---:|---:|---:|---:|');
+    say('| scenario | origin | req/s | req/s of each run | p50 ms | p99 ms | non-2xx | server CPU µs/req | wrk CPU µs/req |');
+    say('|---|---|---:|---|---:|---:|---:|---:|---:|');
     const med = {};
     for (const [name, , , where] of scenarios) {
       const rs_ = results[name];
       const mid = (key) => median(rs_.map((r) => r[key]));
       med[name] = { rps: mid('rps'), p50: mid('p50'), p99: mid('p99'), serverCpu: mid('serverCpu'), loadCpu: mid('loadCpu'), errors: rs_.reduce((a, r) => a + r.errors, 0) };
       const m = med[name];
-      say(`| ${name} | ${where} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${m.errors} | ${m.serverCpu.toFixed(0)} | ${m.loadCpu.toFixed(0)} |`);
+      say(`| ${name} | ${where} | ${m.rps.toFixed(0)} | ${rs_.map((x) => x.rps.toFixed(0)).join(', ')} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${m.errors} | ${m.serverCpu.toFixed(0)} | ${m.loadCpu.toFixed(0)} |`);
     }
     const r = (a, b) => (med[a].rps / med[b].rps).toFixed(2);
     say(`ratios, Node origin:        (b)/(a) = ${r(B, A)} (goal ≥ 0.90); (b)/Express hot = ${r(B, EH)}; (c)/Express new-token = ${r(C, EC)}`);
     say(`ratios, in-workerd origin:  (b')/(a') = ${r(Bi, Ai)} (goal ≥ 0.90); (b')/Express hot = ${r(Bi, EH)}; (c')/Express new-token = ${r(Ci, EC)}; WebCrypto/pure Rust on new tokens = ${r(Ci, Cr)}`);
     const c = (a, b) => (med[a].serverCpu / med[b].serverCpu).toFixed(2);
     say(`the floor (d'), in the same run: (c')/(d') = ${r(Ci, Fl)}; (d')/Express new-token = ${r(Fl, EC)}: a Worker doing no more than verify and forward, against the peer`);
+    const perRun = (a, b) => results[a].map((x, i) => (x.rps / results[b][i].rps).toFixed(2)).join(', ');
+    say(`the same ratios run by run: (c')/Express new-token = ${perRun(Ci, EC)}; (d')/Express new-token = ${perRun(Fl, EC)}; (c')/(d') = ${perRun(Ci, Fl)}; (b')/(a') = ${perRun(Bi, Ai)}`);
     say(`server CPU per request (lower is better): (b')/(a') = ${c(Bi, Ai)}; (b')/Express hot = ${c(Bi, EH)}; (c')/Express new-token = ${c(Ci, EC)}; (c')/(d') = ${c(Ci, Fl)}; workerd busy ${((med[Ci].serverCpu * med[Ci].rps) / 1e6).toFixed(2)} cores in (c'), ${((med[Ai].serverCpu * med[Ai].rps) / 1e6).toFixed(2)} in (a')`);
 
     // ---- 2. cold signature cost inside workerd ----
