@@ -75,9 +75,8 @@ async function main() {
     // (d'): what any Worker pays for "verify a new ES256 token, forward", on its own.
     'floor-in': {
       BENCH_MODULE: path.join(path.dirname(new URL(import.meta.url).pathname), 'floor-worker.js'),
-      BENCH_IN_PROCESS: '1',
       FLOOR_JWK: JSON.stringify(es.jwk),
-      FLOOR_ORIGIN: IN_PROCESS_ORIGIN,
+      ...inProcess,
     },
   });
 
@@ -115,8 +114,9 @@ async function main() {
     // ... and refuses a token whose signature does not verify (so no target, the floor
     // included, is measured skipping the check).
     const forged = `${hot.slice(0, hot.lastIndexOf('.') + 1)}${jwt(es, claims()).split('.')[2]}`;
-    for (const url of [`${wd.urls['tollgate-in']}/profile`, `${wd.urls['floor-in']}/profile`, peerUrl]) {
-      const r = await fetch(url, { headers: { authorization: `Bearer ${url === peerUrl ? `${peerHot.slice(0, -4)}AAAA` : forged}` } });
+    const forgedPeer = `${peerHot.slice(0, -4)}AAAA`;
+    for (const [url, token] of [[`${wd.urls['tollgate-in']}/profile`, forged], [`${wd.urls['floor-in']}/profile`, forged], [peerUrl, forgedPeer]]) {
+      const r = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
       if (r.status < 400 || r.status >= 500) throw new Error(`${url} answered ${r.status} to a forged token`);
       await r.arrayBuffer();
     }

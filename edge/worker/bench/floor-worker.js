@@ -8,19 +8,23 @@
 // Per request: read the bearer token, split it, decode and parse the header and the
 // payload, check `alg` and `exp`, verify the signature with `crypto.subtle.verify` (the
 // key imported once per isolate), and forward to the origin with the subject in a
-// header. Bindings: FLOOR_JWK (the public P-256 JWK), FLOOR_ORIGIN (origin base URL).
+// header. Bindings: FLOOR_JWK (the public P-256 JWK), TOLLGATE_ORIGIN (origin base URL,
+// the same binding Tollgate's Worker has).
 const ES256 = { name: 'ECDSA', hash: 'SHA-256' };
 const encoder = new TextEncoder();
 let key; // the CryptoKey, imported on first use
 
+/** base64url → a "binary string" (one character per byte); throws on bad input. */
+const b64urlBinary = (s) => atob(s.replace(/-/g, '+').replace(/_/g, '/'));
+
 function b64urlBytes(s) {
-  const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
+  const bin = b64urlBinary(s);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
 
-const b64urlJson = (s) => JSON.parse(atob(s.replace(/-/g, '+').replace(/_/g, '/')));
+const b64urlJson = (s) => JSON.parse(b64urlBinary(s));
 
 const deny = () => new Response('{"error":"invalid_token"}', { status: 401, headers: { 'content-type': 'application/json' } });
 
@@ -51,6 +55,6 @@ export default {
     headers.delete('host');
     headers.set('x-tollgate-sub', String(claims.sub));
     const url = request.url;
-    return fetch(env.FLOOR_ORIGIN + url.slice(url.indexOf('/', url.indexOf('//') + 2)), { headers });
+    return fetch(env.TOLLGATE_ORIGIN + url.slice(url.indexOf('/', url.indexOf('//') + 2)), { headers });
   },
 };

@@ -168,8 +168,7 @@ export default {
  * index_bg.wasm) and one socket per named worker: {name: vars}. Workers whose
  * TOLLGATE_ORIGIN is IN_PROCESS_ORIGIN reach the network through the in-process origin.
  * A worker whose vars name a JavaScript file in BENCH_MODULE runs that file instead of
- * the bundle (the other vars are its bindings; BENCH_IN_PROCESS: "1" gives it the
- * in-process origin as its network). `args`: more command-line arguments (e.g.
+ * the bundle (the other vars are its bindings). `args`: more command-line arguments (e.g.
  * `--inspector-addr=...`). */
 export async function startWorkerd(workers, { workerd, build, args = [] }) {
   const ports = {};
@@ -181,7 +180,7 @@ export async function startWorkerd(workers, { workerd, build, args = [] }) {
     const id = name.replace(/[^a-zA-Z]/g, '');
     services.push(`(name = ${capnpString(name)}, worker = .${id})`);
     sockets.push(`(name = ${capnpString(name)}, address = "127.0.0.1:${ports[name]}", http = (), service = ${capnpString(name)})`);
-    const { BENCH_MODULE: module, BENCH_IN_PROCESS: inProcess, ...bound } = vars;
+    const { BENCH_MODULE: module, ...bound } = vars;
     const bindings = Object.entries(bound).map(([k, v]) => `(name = ${capnpString(k)}, text = ${capnpString(v)})`);
     let modules = `(name = "index.js", esModule = embed "index.js"),
     (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),`;
@@ -191,13 +190,12 @@ export async function startWorkerd(workers, { workerd, build, args = [] }) {
       scratch.push(path.join(build, copy));
       modules = `(name = "worker.js", esModule = embed ${capnpString(copy)}),`;
     }
-    const viaOrigin = module !== undefined ? inProcess === '1' : vars.TOLLGATE_ORIGIN === IN_PROCESS_ORIGIN;
     consts.push(`const ${id} :Workerd.Worker = (
   modules = [
     ${modules}
   ],
   compatibilityDate = "2026-06-01",
-  globalOutbound = ${viaOrigin ? '"origin"' : '"loopback"'},
+  globalOutbound = ${vars.TOLLGATE_ORIGIN === IN_PROCESS_ORIGIN ? '"origin"' : '"loopback"'},
   bindings = [ ${bindings.join(',\n    ')} ],
 );`);
   }
