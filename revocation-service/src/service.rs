@@ -19,10 +19,11 @@ use crate::apikeys::KeyRing;
 use crate::checkpoint::{self, Rebuilt};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{parse_secret, Config};
+use crate::context::Context;
 use crate::error::StoreError;
 use crate::state::Shared;
 use crate::store::Store;
-use crate::writer::{self, WriterHandle};
+use crate::writer;
 
 /// Why the service could not start or stopped badly.
 #[derive(Debug)]
@@ -42,38 +43,9 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-/// What the handlers share.
-pub(crate) struct Inner {
-    pub(crate) config: Config,
-    pub(crate) store: Store,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) writer: WriterHandle,
-    pub(crate) keys: RwLock<Arc<KeyRing>>,
-    pub(crate) signer: DenylistSigner,
-    pub(crate) jwk: serde_json::Value,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// Bounds requests in flight.
-    pub(crate) requests: Arc<Semaphore>,
-    /// Bounds long-polling replicas.
-    pub(crate) replicas: Arc<Semaphore>,
-    /// Turns true when shutdown starts: long-polls answer at once.
-    pub(crate) draining: watch::Receiver<bool>,
-    /// Held by whatever writes a checkpoint or runs retention, for as long as the
-    /// blocking work runs (not only while a request waits for it): the admin
-    /// endpoints try it and answer 409 when taken, shutdown waits for it.
-    pub(crate) maintenance: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl Inner {
-    /// The current key ring.
-    pub(crate) fn keys(&self) -> Arc<KeyRing> {
-        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-}
-
 /// An opened service, ready to serve.
 pub struct App {
-    inner: Arc<Inner>,
+    inner: Arc<Context>,
     rebuilt: Rebuilt,
     open_time: Duration,
     drain_tx: watch::Sender<bool>,
@@ -170,7 +142,7 @@ impl App {
             tracing::warn!("no API keys: create one with `tollgate-revocation keys create`");
         }
         let (drain_tx, draining) = watch::channel(false);
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(Context {
             jwk: signer.public_jwk(),
             signer,
             store,
@@ -279,7 +251,7 @@ impl App {
     }
 }
 
-fn spawn_pruner(inner: Arc<Inner>) -> JoinHandle<()> {
+fn spawn_pruner(inner: Arc<Context>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(inner.config.prune_interval_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -294,7 +266,7 @@ fn spawn_pruner(inner: Arc<Inner>) -> JoinHandle<()> {
     })
 }
 
-fn spawn_key_reloader(inner: Arc<Inner>) -> JoinHandle<()> {
+fn spawn_key_reloader(inner: Arc<Context>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -305,7 +277,7 @@ fn spawn_key_reloader(inner: Arc<Inner>) -> JoinHandle<()> {
             match r {
                 Ok(Ok(Some(ring))) => {
                     tracing::info!(keys = ring.len(), "API keys reloaded");
-                    *inner.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
+                    inner.set_keys(ring);
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "API key file not reloaded; keeping the previous keys"),

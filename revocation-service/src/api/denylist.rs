@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent};
 use tollgate_core::EntryKind;
 
-use super::{authorize, parse_query, wants_json, AppState, RequestSlot};
+use super::request::{authorize, parse_query, wants_json, RequestSlot};
 use crate::apikeys::Scope;
+use crate::context::AppState;
 use crate::error::ApiError;
 use crate::event::Summary;
 use crate::store::{decode_seq, seq_key};

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{authorize, read_json, AppState};
+use super::request::{authorize, read_json};
 use crate::apikeys::Scope;
+use crate::context::AppState;
 use crate::error::ApiError;
 use crate::event::{id_str, only_fields, required_str, required_u64, EventKind, NewEvent, MAX_ID_BYTES};
 use crate::writer::{Reply, Request, Rotate};

@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{authorize, parse_query, AppState};
+use super::request::{authorize, parse_query};
 use crate::apikeys::Scope;
 use crate::checkpoint;
+use crate::context::AppState;
 use crate::error::ApiError;
 use crate::event::Record;
 use crate::metrics::Gauges;
