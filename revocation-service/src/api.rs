@@ -4,11 +4,13 @@
 //! parked long-poll trades its request slot for a replica slot) and a deadline (503
 //! `timeout`). The handlers live in `api/`, one file per group of endpoints; what
 //! they share (authentication, body and query parsing, the request slot) is in
-//! `api/request.rs`, below them.
+//! `api/request.rs`, below them, and what a key may post (issuer scope, time
+//! bounds, rate, quota) in `api/policy.rs`.
 
 mod denylist;
 mod events;
 mod ops;
+mod policy;
 mod request;
 
 use std::time::Duration;

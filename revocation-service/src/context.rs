@@ -13,6 +13,8 @@ use tollgate_core::wire::DenylistSigner;
 use crate::apikeys::KeyRing;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::limits::RateLimiter;
+use crate::server::ConnMetrics;
 use crate::state::Shared;
 use crate::store::Store;
 use crate::writer::WriterHandle;
@@ -24,8 +26,8 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     pub(crate) writer: WriterHandle,
     pub(crate) keys: RwLock<Arc<KeyRing>>,
-    pub(crate) signer: DenylistSigner,
-    pub(crate) jwk: serde_json::Value,
+    /// The denylist signing key in use (replaced when its file changes).
+    pub(crate) signing: RwLock<Arc<Signing>>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Bounds requests in flight.
     pub(crate) requests: Arc<Semaphore>,
@@ -37,6 +39,26 @@ pub(crate) struct Context {
     /// blocking work runs (not only while a request waits for it): the admin
     /// endpoints try it and answer 409 when taken, shutdown waits for it.
     pub(crate) maintenance: Arc<tokio::sync::Mutex<()>>,
+    /// The connection layer's counters (`server.rs`).
+    pub(crate) conn: Arc<ConnMetrics>,
+    /// Per-key rate limits.
+    pub(crate) limiter: RateLimiter,
+    /// Set, with the reason, when the service must stop serving (its signing key file
+    /// no longer parses): replication answers 503 at once and the service shuts down.
+    pub(crate) fatal: watch::Sender<Option<String>>,
+}
+
+/// A denylist signing key and its public JWK.
+pub(crate) struct Signing {
+    pub(crate) signer: DenylistSigner,
+    pub(crate) jwk: serde_json::Value,
+}
+
+impl Signing {
+    /// The key and its JWK.
+    pub(crate) fn new(signer: DenylistSigner) -> Signing {
+        Signing { jwk: signer.public_jwk(), signer }
+    }
 }
 
 /// The router's state: the shared [`Context`].
@@ -46,6 +68,16 @@ impl Context {
     /// The current key ring.
     pub(crate) fn keys(&self) -> Arc<KeyRing> {
         self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The signing key in use.
+    pub(crate) fn signing(&self) -> Arc<Signing> {
+        self.signing.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Why the service is stopping, if a fatal error stopped it.
+    pub(crate) fn fatal(&self) -> Option<String> {
+        self.fatal.borrow().clone()
     }
 
     /// Replaces the key ring (the key file changed).

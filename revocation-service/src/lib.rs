@@ -17,7 +17,8 @@
 //! in `writer.rs`, rotation and reuse in `family.rs`, the sled layout in `store.rs`,
 //! start-up rebuild, checkpoints and retention in `checkpoint.rs`, the state shared by
 //! the handlers and the start-up code in `context.rs`, the HTTP API in `api.rs` and
-//! `api/`, the service's life cycle in `service.rs`, API keys in `apikeys.rs`,
+//! `api/`, connections and their timeouts and caps in `server.rs`, the service's life
+//! cycle in `service.rs`, API keys in `apikeys.rs`,
 //! configuration in `config.rs`.
 
 #![forbid(unsafe_code)]
@@ -32,13 +33,16 @@ mod context;
 mod error;
 mod event;
 mod family;
+mod limits;
 mod metrics;
+mod projection;
+mod server;
 mod service;
 mod state;
 mod store;
 mod writer;
 
-pub use apikeys::Scope;
+pub use apikeys::{Issuers, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use service::{App, ServiceError};

@@ -2,6 +2,7 @@
 //! query parsing.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -48,9 +49,20 @@ pub(crate) fn authorize(st: &Context, headers: &HeaderMap, scope: Scope) -> Resu
     }
 }
 
-/// Reads a body of at most `limit` bytes and parses it as strict JSON.
-pub(crate) async fn read_json(body: Body, limit: usize) -> Result<Value, ApiError> {
-    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+/// Reads a body of at most `limit` bytes within `deadline` and parses it as strict
+/// JSON. A body that does not arrive in time is 408 `body_timeout`, and the connection
+/// is closed after the reply (a client sending a byte a second is cut off).
+pub(crate) async fn read_json(body: Body, limit: usize, deadline: Duration) -> Result<Value, ApiError> {
+    let collected =
+        tokio::time::timeout(deadline, http_body_util::Limited::new(body, limit).collect()).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the body did not arrive within {} ms", deadline.as_millis()),
+            )
+            .closing()
+        })?;
+    let bytes = match collected {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return Err(ApiError::new(
