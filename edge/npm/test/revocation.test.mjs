@@ -104,11 +104,13 @@ describe('RemoteDenylist against the real revocation service', { skip }, () => {
 
   it('revoke_token and revoke_subject reach the replica too', async () => {
     const one = await sign(es, { sub: 'user-2', jti: 'j-2', exp: FAR });
-    const older = await sign(es, { sub: 'user-3', iat: NOW - 100, exp: FAR });
-    const newer = await sign(es, { sub: 'user-3', iat: NOW + 100, exp: FAR });
+    // The cutoff lies within the service's bound (30 days ahead of its real clock).
+    const cut = Math.floor(Date.now() / 1000);
+    const older = await sign(es, { sub: 'user-3', iat: cut - 100, exp: FAR });
+    const newer = await sign(es, { sub: 'user-3', iat: cut + 100, exp: FAR });
     const seq = await post([
       { kind: 'revoke_token', jti: 'j-2', exp: EXP },
-      { kind: 'revoke_subject', sub: 'user-3', before: NOW, exp: EXP },
+      { kind: 'revoke_subject', sub: 'user-3', before: cut, exp: EXP },
     ]);
     await remote.waitForSeq(seq, { timeoutMs: 5000 });
     assert.equal(await reason(one), 'revoked');
