@@ -156,10 +156,13 @@ async fn stalled_connections_do_not_starve_health_checks(nofile: Option<u32>, at
     let per_ip = metric("tollgate_connections_per_address_max");
     let refused = metric("tollgate_connections_refused_total{cap=\"per_address\"}");
     let timed_out = metric("tollgate_connection_timeouts_total{timeout=\"header\"}");
-    assert_eq!(refused + timed_out, attackers as u64, "{m}");
-    assert_eq!(timed_out, per_ip, "the address held exactly its cap until the header timeout");
+    assert_eq!(refused + timed_out, attackers as u64, "every stalled connection was refused or timed out\n{m}");
+    // The address held its cap until the header timeout (more, if opening them all
+    // took longer than the timeout on a busy machine and slots came free meanwhile).
+    assert!(timed_out >= per_ip, "{m}");
     if let Some(n) = nofile {
         assert!(metric("tollgate_connections_max") < u64::from(n), "the cap stays below the file limit");
+        assert!(refused > 0, "over the per-address cap, connections were refused at once\n{m}");
     }
     healthy(p.addr, &read_key).await;
 }
