@@ -46,7 +46,7 @@ spawn() { local logf=$1; shift; setsid "$@" >"$logf" 2>&1 & pids+=($!); }
 svc_port=$(free_port)
 svc="http://127.0.0.1:$svc_port"
 read_key=$("$svc_bin" keys create --data-dir "$work/data" --name edge --scope denylist:read 2>/dev/null)
-write_key=$("$svc_bin" keys create --data-dir "$work/data" --name origin --scope events:write 2>/dev/null)
+write_key=$("$svc_bin" keys create --data-dir "$work/data" --name origin --scope events:write --issuer https://issuer.test 2>/dev/null)
 spawn "$work/revocation.log" "$svc_bin" serve --data-dir "$work/data" --listen "127.0.0.1:$svc_port"
 wait_for 20 curl -sf "$svc/healthz"
 denylist_key=$(curl -sf "$svc/v1/denylist/key")

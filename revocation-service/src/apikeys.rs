@@ -6,6 +6,12 @@
 //! bits, so a fast hash is enough. A secret reads `tgk_<id>_<random>`: the id finds
 //! the record, and the hash of the whole secret is compared in constant time.
 //!
+//! A key that may write events (`events:write`, or `admin`, which grants it) is scoped
+//! to the issuers whose tokens it may revoke: `--issuer ISS` (one or more) or, asked
+//! for by name, `--all-issuers`. An `events:write` key created without either is
+//! refused; an older key file's writing keys without a scope stay valid for their
+//! other scopes but may write no events (403 `issuer_scope_missing`).
+//!
 //! The service re-reads the file about once a second, so `keys create` and
 //! `keys revoke` take effect without a restart. The file is replaced atomically
 //! (write, sync, rename); concurrent `keys` commands are serialised by a lock file.
@@ -21,12 +27,39 @@ use subtle::ConstantTimeEq;
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// Post events, start sessions and rotate refresh tokens.
+    /// Post events, start sessions and rotate refresh tokens (for the key's issuers).
     EventsWrite,
     /// Read snapshots and deltas.
     DenylistRead,
-    /// Everything, plus the operator endpoints (log, checkpoint, compaction).
+    /// Read `/metrics`.
+    MetricsRead,
+    /// Everything, plus the operator endpoints (log, checkpoint, compaction); events
+    /// only for the key's issuers.
     Admin,
+}
+
+/// The issuers whose tokens a key may revoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issuers {
+    /// None: the key writes no events (keys that only read, or older key files).
+    None,
+    /// Every issuer, and events without `iss` (which revoke across issuers): asked for
+    /// by name (`--all-issuers`).
+    Any,
+    /// Only these issuers; an event without `iss` from a key with exactly one issuer is
+    /// scoped to it.
+    Only(Vec<String>),
+}
+
+impl Issuers {
+    /// Whether a key with this scope may act for issuer `iss` (`None`: every issuer).
+    pub fn covers(&self, iss: Option<&str>) -> bool {
+        match (self, iss) {
+            (Issuers::Any, _) => true,
+            (Issuers::Only(list), Some(i)) => list.iter().any(|x| x == i),
+            _ => false,
+        }
+    }
 }
 
 impl Scope {
@@ -35,13 +68,16 @@ impl Scope {
         match self {
             Scope::EventsWrite => "events:write",
             Scope::DenylistRead => "denylist:read",
+            Scope::MetricsRead => "metrics:read",
             Scope::Admin => "admin",
         }
     }
 
     /// Parses a scope name.
     pub fn parse(s: &str) -> Option<Scope> {
-        [Scope::EventsWrite, Scope::DenylistRead, Scope::Admin].into_iter().find(|x| x.as_str() == s)
+        [Scope::EventsWrite, Scope::DenylistRead, Scope::MetricsRead, Scope::Admin]
+            .into_iter()
+            .find(|x| x.as_str() == s)
     }
 }
 
@@ -60,6 +96,23 @@ pub struct KeyRecord {
     pub created: u64,
     /// Revocation time, if revoked.
     pub revoked: Option<u64>,
+    /// The issuers the key may write events for (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuers: Option<Vec<String>>,
+    /// The key may write events for every issuer (asked for by name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_issuers: bool,
+}
+
+impl KeyRecord {
+    /// The key's issuer scope.
+    pub fn issuer_scope(&self) -> Issuers {
+        match (&self.issuers, self.all_issuers) {
+            (_, true) => Issuers::Any,
+            (Some(list), false) if !list.is_empty() => Issuers::Only(list.clone()),
+            _ => Issuers::None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -117,10 +170,20 @@ struct Lock(PathBuf);
 impl Lock {
     fn take(data_dir: &Path) -> Result<Lock, KeyError> {
         std::fs::create_dir_all(data_dir).map_err(|e| KeyError::Io(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| KeyError::Io(format!("{}: {e}", data_dir.display())))?;
+        }
         let p = data_dir.join("api-keys.lock");
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            match opts.open(&p) {
                 Ok(_) => return Ok(Lock(p)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
@@ -161,12 +224,39 @@ fn write_file(data_dir: &Path, file: &KeyFile) -> Result<(), KeyError> {
 }
 
 /// Creates a key; returns its record and the secret (shown once, never stored).
-pub fn create(data_dir: &Path, name: &str, scopes: &[Scope]) -> Result<(KeyRecord, String), KeyError> {
+///
+/// A key with `events:write` needs an issuer scope (`issuers` not [`Issuers::None`]);
+/// an `admin` key without one may do everything but write events; a key that writes
+/// no events takes none.
+pub fn create(
+    data_dir: &Path,
+    name: &str,
+    scopes: &[Scope],
+    issuers: &Issuers,
+) -> Result<(KeyRecord, String), KeyError> {
     if name.is_empty() || name.len() > 128 {
         return Err(KeyError::Refused("the name must be 1 to 128 bytes".into()));
     }
     if scopes.is_empty() {
         return Err(KeyError::Refused("a key needs at least one scope".into()));
+    }
+    let writes = scopes.iter().any(|s| matches!(s, Scope::EventsWrite | Scope::Admin));
+    match issuers {
+        Issuers::None if scopes.contains(&Scope::EventsWrite) => {
+            return Err(KeyError::Refused(
+                "an events:write key needs an issuer scope: --issuer ISS (repeatable) or --all-issuers".into(),
+            ))
+        }
+        Issuers::Any | Issuers::Only(_) if !writes => {
+            return Err(KeyError::Refused("--issuer and --all-issuers apply only to keys that write events".into()))
+        }
+        Issuers::Only(list) if list.is_empty() => return Err(KeyError::Refused("--issuer needs a value".into())),
+        Issuers::Only(list) => {
+            if let Some(bad) = list.iter().find(|i| i.is_empty() || i.len() > tollgate_core::wire::MAX_ID_BYTES) {
+                return Err(KeyError::Refused(format!("issuer {bad:?}: must be 1 to 1024 bytes")));
+            }
+        }
+        _ => {}
     }
     let _lock = Lock::take(data_dir)?;
     let mut file = read_file(&key_file(data_dir))?;
@@ -187,6 +277,16 @@ pub fn create(data_dir: &Path, name: &str, scopes: &[Scope]) -> Result<(KeyRecor
         hash: hex(&Sha256::digest(secret.as_bytes())),
         created: now_secs(),
         revoked: None,
+        issuers: match issuers {
+            Issuers::Only(list) => {
+                let mut l = list.clone();
+                l.sort();
+                l.dedup();
+                Some(l)
+            }
+            _ => None,
+        },
+        all_issuers: *issuers == Issuers::Any,
     };
     file.keys.push(rec.clone());
     write_file(data_dir, &file)?;
@@ -220,6 +320,7 @@ pub fn list(data_dir: &Path) -> Result<Vec<KeyRecord>, KeyError> {
 pub(crate) struct Principal {
     pub(crate) id: String,
     pub(crate) scopes: Vec<Scope>,
+    pub(crate) issuers: Issuers,
 }
 
 impl Principal {
@@ -273,7 +374,11 @@ impl KeyRing {
                 .iter()
                 .map(|s| Scope::parse(s).ok_or_else(|| KeyError::Invalid(format!("key {}: unknown scope {s:?}", k.id))))
                 .collect::<Result<Vec<_>, _>>()?;
-            keys.push(LoadedKey { hash, principal: Principal { id: k.id, scopes } });
+            let issuers = k.issuer_scope();
+            if issuers == Issuers::None && scopes.contains(&Scope::EventsWrite) {
+                tracing::warn!(key = %k.id, name = %k.name, "events:write key without an issuer scope: it may write no events until re-created with --issuer or --all-issuers");
+            }
+            keys.push(LoadedKey { hash, principal: Principal { id: k.id, scopes, issuers } });
         }
         Ok(Some(KeyRing { keys, source: Some(bytes) }))
     }
@@ -304,9 +409,15 @@ mod tests {
     #[test]
     fn create_authenticate_revoke() {
         let dir = tempfile::tempdir().unwrap();
-        let (rec, secret) = create(dir.path(), "origin", &[Scope::EventsWrite]).unwrap();
+        let iss = Issuers::Only(vec!["https://i".into()]);
+        // A writing key needs an issuer scope; a reading key takes none.
+        assert!(create(dir.path(), "w", &[Scope::EventsWrite], &Issuers::None).is_err());
+        assert!(create(dir.path(), "r", &[Scope::DenylistRead], &iss).is_err());
+        assert!(create(dir.path(), "e", &[Scope::EventsWrite], &Issuers::Only(vec![])).is_err());
+        let (rec, secret) = create(dir.path(), "origin", &[Scope::EventsWrite], &iss).unwrap();
+        assert_eq!(rec.issuer_scope(), iss);
         assert!(!std::fs::read_to_string(key_file(dir.path())).unwrap().contains(&secret));
-        assert!(create(dir.path(), "origin", &[Scope::Admin]).is_err());
+        assert!(create(dir.path(), "origin", &[Scope::Admin], &Issuers::None).is_err());
         let ring = KeyRing::default().reload(dir.path()).unwrap().unwrap();
         let p = ring.authenticate(&secret).unwrap();
         assert_eq!(p.id, rec.id);
@@ -321,7 +432,7 @@ mod tests {
         let ring = ring.reload(dir.path()).unwrap().unwrap();
         assert_eq!(ring.authenticate(&secret), None);
         assert!(revoke(dir.path(), "origin").is_err());
-        let admin = Principal { id: "x".into(), scopes: vec![Scope::Admin] };
+        let admin = Principal { id: "x".into(), scopes: vec![Scope::Admin], issuers: Issuers::None };
         assert!(admin.allows(Scope::DenylistRead));
     }
 }

@@ -49,6 +49,33 @@ pub struct Config {
     pub signing_key: Option<String>,
     /// A file holding the signing key as 64 hex digits (instead of `signing_key`).
     pub signing_key_file: Option<PathBuf>,
+    /// From accept (or the first byte after an idle spell) to a complete request
+    /// head, ms; a connection slower than that is closed.
+    pub header_timeout_ms: u64,
+    /// How long a kept-alive connection may sit idle between requests, seconds.
+    pub keep_alive_timeout_secs: u64,
+    /// Deadline for reading a request body, ms (408 `body_timeout`, connection closed).
+    pub body_timeout_ms: u64,
+    /// Open connections, all clients together (kept below the file limit).
+    pub max_connections: usize,
+    /// Open connections from one client address (at most half of `max_connections`).
+    pub max_connections_per_ip: usize,
+    /// Latest `exp` (and `before`) accepted, seconds ahead of now (400 `bad_expiry`).
+    pub max_expiry_ahead_secs: u64,
+    /// The largest leeway any edge verifies `exp` with, seconds: entries are kept
+    /// until `exp` plus this.
+    pub edge_leeway_secs: u64,
+    /// Events per second one `events:write` key may post, sustained (429 beyond).
+    pub key_events_per_sec: u64,
+    /// Events one key may post in a burst above the sustained rate.
+    pub key_burst_events: u64,
+    /// Live denylist entries one key may have created (429 beyond).
+    pub key_max_live_entries: u64,
+    /// How long after a rotation a retry of it is answered as a retry, seconds; later
+    /// it is reuse.
+    pub rotation_retry_secs: u64,
+    /// Whether `/metrics` needs a key with the `metrics:read` scope.
+    pub metrics_require_key: bool,
 }
 
 impl Default for Config {
@@ -71,6 +98,18 @@ impl Default for Config {
             checkpoint_on_shutdown: true,
             signing_key: None,
             signing_key_file: None,
+            header_timeout_ms: 10_000,
+            keep_alive_timeout_secs: 30,
+            body_timeout_ms: 10_000,
+            max_connections: 8192,
+            max_connections_per_ip: 256,
+            max_expiry_ahead_secs: 30 * 86_400,
+            edge_leeway_secs: 300,
+            key_events_per_sec: 1000,
+            key_burst_events: 10_000,
+            key_max_live_entries: 1_000_000,
+            rotation_retry_secs: 30,
+            metrics_require_key: true,
         }
     }
 }
@@ -130,6 +169,18 @@ impl Config {
                 "CHECKPOINT_ON_SHUTDOWN" => self.checkpoint_on_shutdown = parse(k, &v)?,
                 "SIGNING_KEY" => self.signing_key = Some(v),
                 "SIGNING_KEY_FILE" => self.signing_key_file = Some(PathBuf::from(v)),
+                "HEADER_TIMEOUT_MS" => self.header_timeout_ms = parse(k, &v)?,
+                "KEEP_ALIVE_TIMEOUT_SECS" => self.keep_alive_timeout_secs = parse(k, &v)?,
+                "BODY_TIMEOUT_MS" => self.body_timeout_ms = parse(k, &v)?,
+                "MAX_CONNECTIONS" => self.max_connections = parse(k, &v)?,
+                "MAX_CONNECTIONS_PER_IP" => self.max_connections_per_ip = parse(k, &v)?,
+                "MAX_EXPIRY_AHEAD_SECS" => self.max_expiry_ahead_secs = parse(k, &v)?,
+                "EDGE_LEEWAY_SECS" => self.edge_leeway_secs = parse(k, &v)?,
+                "KEY_EVENTS_PER_SEC" => self.key_events_per_sec = parse(k, &v)?,
+                "KEY_BURST_EVENTS" => self.key_burst_events = parse(k, &v)?,
+                "KEY_MAX_LIVE_ENTRIES" => self.key_max_live_entries = parse(k, &v)?,
+                "ROTATION_RETRY_SECS" => self.rotation_retry_secs = parse(k, &v)?,
+                "METRICS_REQUIRE_KEY" => self.metrics_require_key = parse(k, &v)?,
                 _ => unknown.push(k.to_string()),
             }
         }
@@ -156,6 +207,30 @@ impl Config {
         }
         if self.max_delta_events == 0 || self.max_json_entries == 0 || self.prune_interval_secs == 0 {
             return bad("max_delta_events, max_json_entries and prune_interval_secs must be positive");
+        }
+        if !(100..=300_000).contains(&self.header_timeout_ms) || !(100..=300_000).contains(&self.body_timeout_ms) {
+            return bad("header_timeout_ms and body_timeout_ms must be between 100 and 300000");
+        }
+        if !(1..=3600).contains(&self.keep_alive_timeout_secs) {
+            return bad("keep_alive_timeout_secs must be between 1 and 3600");
+        }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return bad("max_connections and max_connections_per_ip must be positive");
+        }
+        if !(60..=10 * 365 * 86_400).contains(&self.max_expiry_ahead_secs) {
+            return bad("max_expiry_ahead_secs must be between 60 and 315360000 (ten years)");
+        }
+        if self.edge_leeway_secs > 86_400 {
+            return bad("edge_leeway_secs must be at most 86400");
+        }
+        if self.key_events_per_sec == 0 || self.key_max_live_entries == 0 {
+            return bad("key_events_per_sec and key_max_live_entries must be positive");
+        }
+        if self.key_burst_events < self.max_events_per_request as u64 {
+            return bad("key_burst_events must be at least max_events_per_request (a full batch must fit)");
+        }
+        if self.rotation_retry_secs > 3600 {
+            return bad("rotation_retry_secs must be at most 3600");
         }
         if self.signing_key.is_some() && self.signing_key_file.is_some() {
             return bad("set signing_key or signing_key_file, not both");
@@ -201,6 +276,18 @@ impl std::fmt::Debug for Config {
             .field("checkpoint_on_shutdown", &self.checkpoint_on_shutdown)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("signing_key_file", &self.signing_key_file)
+            .field("header_timeout_ms", &self.header_timeout_ms)
+            .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
+            .field("body_timeout_ms", &self.body_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("max_expiry_ahead_secs", &self.max_expiry_ahead_secs)
+            .field("edge_leeway_secs", &self.edge_leeway_secs)
+            .field("key_events_per_sec", &self.key_events_per_sec)
+            .field("key_burst_events", &self.key_burst_events)
+            .field("key_max_live_entries", &self.key_max_live_entries)
+            .field("rotation_retry_secs", &self.rotation_retry_secs)
+            .field("metrics_require_key", &self.metrics_require_key)
             .finish()
     }
 }

@@ -4,7 +4,7 @@
 //! stable machine-readable string. Server errors are an opaque 500 whose detail goes
 //! only to the log.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
@@ -16,12 +16,32 @@ pub(crate) struct ApiError {
     pub(crate) detail: String,
     /// Extra members of the JSON body (e.g. `seq` for `reuse_detected`).
     pub(crate) extra: Map<String, Value>,
+    /// Extra response headers (`Retry-After`, `Connection: close`).
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     /// A client error.
     pub(crate) fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, kind, detail: detail.into(), extra: Map::new() }
+        ApiError { status, kind, detail: detail.into(), extra: Map::new(), headers: Vec::new() }
+    }
+
+    /// 429 with `Retry-After: secs`.
+    pub(crate) fn too_many(kind: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> ApiError {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, kind, detail);
+        e.headers.push((header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1))));
+        e
+    }
+
+    /// 403 with `kind`.
+    pub(crate) fn forbidden(kind: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, kind, detail)
+    }
+
+    /// Asks the connection to close after this reply.
+    pub(crate) fn closing(mut self) -> ApiError {
+        self.headers.push((header::CONNECTION, HeaderValue::from_static("close")));
+        self
     }
 
     /// 400 with `kind`.
@@ -60,6 +80,9 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status, axum::Json(Value::Object(body))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        for (k, v) in self.headers {
+            resp.headers_mut().insert(k, v);
         }
         resp
     }

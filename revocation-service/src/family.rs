@@ -38,7 +38,8 @@ pub(crate) enum Decision {
     /// Record the rotation; `grace` when the immediate predecessor was presented
     /// within the grace window.
     Rotate { grace: bool },
-    /// The same rotation was already recorded (a retried request): reply with its seq.
+    /// The same rotation was already recorded (a request retried within the retry
+    /// window): reply with its seq.
     AlreadyRotated { seq: u64 },
     /// An earlier token was presented: append `reuse_detected`, revoking the family.
     Reuse,
@@ -53,7 +54,11 @@ pub(crate) enum Decision {
 }
 
 /// Decides a rotation. `is_earlier(jti)` says whether `jti` was ever a superseded
-/// token of the family; `grace_ms` is the reuse interval (0 = off).
+/// token of the family; `grace_ms` is the reuse interval (0 = off); `retry_ms` is how
+/// long after the predecessor was replaced a repeat of that rotation (same presented
+/// and next token) is a retry. Later, the predecessor presented again is reuse, as any
+/// earlier token is: a captured request replayed after the window revokes the family.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn decide(
     f: &Family,
     presented: &str,
@@ -61,13 +66,14 @@ pub(crate) fn decide(
     is_earlier: &dyn Fn(&str) -> bool,
     now_ms: u64,
     grace_ms: u64,
+    retry_ms: u64,
 ) -> Decision {
     let presented_earlier = presented != f.current && is_earlier(presented);
     if f.revoked_seq.is_some() {
         return if presented_earlier { Decision::ReuseAgain } else { Decision::Revoked };
     }
     let retry = f.previous.as_deref() == Some(presented) && next == f.current;
-    if retry {
+    if retry && now_ms.saturating_sub(f.superseded_ms) <= retry_ms {
         return Decision::AlreadyRotated { seq: f.last_seq };
     }
     let next_in_use = next == f.current || next == presented || is_earlier(next);
@@ -220,11 +226,14 @@ mod tests {
     #[test]
     fn decisions() {
         let f = fam();
-        let d = |p: &str, n: &str, now: u64, grace: u64| decide(&f, p, n, &earlier, now, grace);
+        let d = |p: &str, n: &str, now: u64, grace: u64| decide(&f, p, n, &earlier, now, grace, 30_000);
         assert_eq!(d("r2", "r3", 0, 0), Decision::Rotate { grace: false });
         assert_eq!(d("r2", "r1", 0, 0), Decision::NextInUse);
         assert_eq!(d("r2", "r2", 0, 0), Decision::NextInUse);
-        assert_eq!(d("r1", "r2", 0, 0), Decision::AlreadyRotated { seq: 3 });
+        assert_eq!(d("r1", "r2", 10_000, 0), Decision::AlreadyRotated { seq: 3 });
+        assert_eq!(d("r1", "r2", 40_000, 0), Decision::AlreadyRotated { seq: 3 });
+        // A retry after the retry window (30 s from the replacement at 10 s) is reuse.
+        assert_eq!(d("r1", "r2", 40_001, 0), Decision::Reuse);
         assert_eq!(d("r1", "r3", 10_500, 0), Decision::Reuse);
         assert_eq!(d("r0", "r3", 10_500, 1000), Decision::Reuse);
         assert_eq!(d("r1", "r3", 10_500, 1000), Decision::Rotate { grace: true });
@@ -232,7 +241,7 @@ mod tests {
         assert_eq!(d("zz", "r3", 0, 0), Decision::UnknownToken);
         let mut revoked = fam();
         revoked.revoked_seq = Some(4);
-        assert_eq!(decide(&revoked, "r2", "r3", &earlier, 0, 0), Decision::Revoked);
-        assert_eq!(decide(&revoked, "r1", "r3", &earlier, 0, 0), Decision::ReuseAgain);
+        assert_eq!(decide(&revoked, "r2", "r3", &earlier, 0, 0, 30_000), Decision::Revoked);
+        assert_eq!(decide(&revoked, "r1", "r3", &earlier, 0, 0, 30_000), Decision::ReuseAgain);
     }
 }

@@ -15,8 +15,11 @@
 //!
 //! Where to look: the event model and log record format in `event.rs`, group commit
 //! in `writer.rs`, rotation and reuse in `family.rs`, the sled layout in `store.rs`,
-//! start-up rebuild, checkpoints and retention in `checkpoint.rs`, the HTTP API in
-//! `api.rs` and `api/`, API keys in `apikeys.rs`, configuration in `config.rs`.
+//! start-up rebuild, checkpoints and retention in `checkpoint.rs`, the state shared by
+//! the handlers and the start-up code in `context.rs`, the HTTP API in `api.rs` and
+//! `api/`, connections and their timeouts and caps in `server.rs`, the service's life
+//! cycle in `service.rs`, API keys in `apikeys.rs`,
+//! configuration in `config.rs`.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -26,16 +29,20 @@ pub mod apikeys;
 mod checkpoint;
 pub mod clock;
 pub mod config;
+mod context;
 mod error;
 mod event;
 mod family;
+mod limits;
 mod metrics;
+mod projection;
+mod server;
 mod service;
 mod state;
 mod store;
 mod writer;
 
-pub use apikeys::Scope;
+pub use apikeys::{Issuers, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use service::{App, ServiceError};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use tollgate_revocation::{apikeys, App, Config, Scope};
+use tollgate_revocation::{apikeys, App, Config, Issuers, Scope};
 
 #[derive(Parser)]
 #[command(name = "tollgate-revocation", version, about = "Tollgate's event-sourced revocation service")]
@@ -58,9 +58,17 @@ enum KeysCommand {
         /// A name for the key (unique among unrevoked keys).
         #[arg(long)]
         name: String,
-        /// Scope: events:write, denylist:read or admin (repeat or comma-separate).
+        /// Scope: events:write, denylist:read, metrics:read or admin (repeat or comma-separate).
         #[arg(long = "scope", required = true, value_delimiter = ',')]
         scopes: Vec<String>,
+        /// An issuer whose tokens the key may revoke (repeatable; events:write keys need
+        /// this or --all-issuers).
+        #[arg(long = "issuer", conflicts_with = "all_issuers")]
+        issuers: Vec<String>,
+        /// The key may revoke tokens of every issuer, and post events without `iss`
+        /// (which revoke an identifier for every issuer).
+        #[arg(long)]
+        all_issuers: bool,
     },
     /// Revoke a key by id or name.
     Revoke {
@@ -137,20 +145,26 @@ async fn serve(file: Option<PathBuf>, data_dir: Option<PathBuf>, listen: Option<
 
 fn keys(cmd: KeysCommand) -> Result<()> {
     match cmd {
-        KeysCommand::Create { dir, name, scopes } => {
+        KeysCommand::Create { dir, name, scopes, issuers, all_issuers } => {
             let mut parsed = Vec::new();
             for s in &scopes {
                 match Scope::parse(s.trim()) {
                     Some(x) => parsed.push(x),
-                    None => bail!("unknown scope {s:?} (events:write, denylist:read, admin)"),
+                    None => bail!("unknown scope {s:?} (events:write, denylist:read, metrics:read, admin)"),
                 }
             }
-            let (rec, secret) = apikeys::create(&dir.resolve(), &name, &parsed)?;
+            let scope = match (all_issuers, issuers.is_empty()) {
+                (true, _) => Issuers::Any,
+                (false, false) => Issuers::Only(issuers),
+                (false, true) => Issuers::None,
+            };
+            let (rec, secret) = apikeys::create(&dir.resolve(), &name, &parsed, &scope)?;
             eprintln!(
-                "created key {} ({}) with scopes {}; the secret is shown once:",
+                "created key {} ({}) with scopes {}{}; the secret is shown once:",
                 rec.id,
                 rec.name,
-                rec.scopes.join(",")
+                rec.scopes.join(","),
+                describe(&rec.issuer_scope())
             );
             println!("{secret}");
         }
@@ -162,14 +176,31 @@ fn keys(cmd: KeysCommand) -> Result<()> {
         KeysCommand::List { dir } => {
             for k in apikeys::list(&dir.resolve())? {
                 let state = if k.revoked.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{}\t{}", k.id, k.name, k.scopes.join(","), state);
+                let issuers = match k.issuer_scope() {
+                    Issuers::None => "-".to_string(),
+                    Issuers::Any => "*".to_string(),
+                    Issuers::Only(l) => l.join(","),
+                };
+                println!("{}\t{}\t{}\t{}\t{}", k.id, k.name, k.scopes.join(","), issuers, state);
             }
         }
     }
     Ok(())
 }
 
+fn describe(i: &Issuers) -> String {
+    match i {
+        Issuers::None => String::new(),
+        Issuers::Any => " for every issuer".into(),
+        Issuers::Only(l) => format!(" for issuers {}", l.join(",")),
+    }
+}
+
 fn main() -> Result<()> {
+    // Everything this process creates (the data directory, sled's files, checkpoints,
+    // keys) is private to its user.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, data_dir, listen } => {

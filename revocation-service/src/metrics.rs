@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::event::EventKind;
+use crate::server::ConnMetrics;
 
 /// Upper bounds of the flush-latency histogram buckets, in seconds.
 const FLUSH_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
@@ -21,13 +22,20 @@ pub(crate) struct Metrics {
     pub(crate) snapshots_served: AtomicU64,
     pub(crate) deltas_served: AtomicU64,
     pub(crate) overloaded: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) quota_exceeded: AtomicU64,
 }
 
 /// Values read from the state at scrape time.
-pub(crate) struct Gauges {
+pub(crate) struct Gauges<'a> {
     pub(crate) counts: (usize, usize, usize),
     pub(crate) head: u64,
     pub(crate) floor: u64,
+    pub(crate) conn: &'a ConnMetrics,
+    /// Per-key limits: events/s, burst, live entries.
+    pub(crate) key_limits: (u64, u64, u64),
+    /// Live entries per key id.
+    pub(crate) live_per_key: Vec<(&'a str, u64)>,
 }
 
 impl Metrics {
@@ -52,7 +60,7 @@ impl Metrics {
     }
 
     /// The text exposition.
-    pub(crate) fn render(&self, g: &Gauges) -> String {
+    pub(crate) fn render(&self, g: &Gauges<'_>) -> String {
         let mut o = String::with_capacity(2048);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(o, "# HELP tollgate_events_total Events appended to the log, by kind.");
@@ -94,6 +102,50 @@ impl Metrics {
         ] {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", load(v));
         }
+        let (rate, burst, quota) = g.key_limits;
+        for (name, help, v) in [
+            ("tollgate_key_events_per_second_limit", "Events a second one key may post, sustained.", rate),
+            ("tollgate_key_burst_events_limit", "Events one key may post at once above the rate.", burst),
+            ("tollgate_key_live_entries_limit", "Live denylist entries one key may have created.", quota),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let _ = writeln!(o, "# HELP tollgate_key_live_entries Live denylist entries, by the key that created them.");
+        let _ = writeln!(o, "# TYPE tollgate_key_live_entries gauge");
+        for (k, n) in &g.live_per_key {
+            let _ = writeln!(o, "tollgate_key_live_entries{{key=\"{k}\"}} {n}");
+        }
+        let _ = writeln!(o, "# HELP tollgate_key_limited_total Requests refused by a per-key limit.");
+        let _ = writeln!(o, "# TYPE tollgate_key_limited_total counter");
+        let _ = writeln!(o, "tollgate_key_limited_total{{limit=\"rate\"}} {}", load(&self.rate_limited));
+        let _ = writeln!(o, "tollgate_key_limited_total{{limit=\"quota\"}} {}", load(&self.quota_exceeded));
+        let c = g.conn;
+        for (name, help, kind, v) in [
+            ("tollgate_connections_open", "Client connections open now.", "gauge", &c.open),
+            (
+                "tollgate_connections_max",
+                "Cap on open connections (kept below the file limit).",
+                "gauge",
+                &c.max_connections,
+            ),
+            (
+                "tollgate_connections_per_address_max",
+                "Cap on open connections from one client address.",
+                "gauge",
+                &c.max_connections_per_ip,
+            ),
+            ("tollgate_accept_errors_total", "Failed accepts (e.g. out of descriptors).", "counter", &c.accept_errors),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", load(v));
+        }
+        let _ = writeln!(o, "# HELP tollgate_connections_refused_total Connections refused at once by a cap.");
+        let _ = writeln!(o, "# TYPE tollgate_connections_refused_total counter");
+        let _ = writeln!(o, "tollgate_connections_refused_total{{cap=\"global\"}} {}", load(&c.refused_global));
+        let _ = writeln!(o, "tollgate_connections_refused_total{{cap=\"per_address\"}} {}", load(&c.refused_per_ip));
+        let _ = writeln!(o, "# HELP tollgate_connection_timeouts_total Connections closed by a timeout.");
+        let _ = writeln!(o, "# TYPE tollgate_connection_timeouts_total counter");
+        let _ = writeln!(o, "tollgate_connection_timeouts_total{{timeout=\"header\"}} {}", load(&c.header_timeouts));
+        let _ = writeln!(o, "tollgate_connection_timeouts_total{{timeout=\"idle\"}} {}", load(&c.idle_timeouts));
         o
     }
 }

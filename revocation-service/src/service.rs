@@ -2,8 +2,8 @@
 //! background tasks), serve on a pre-bound listener until a shutdown signal, then
 //! drain in-flight requests, stop the writer, checkpoint and close the database.
 
-use std::future::{Future, IntoFuture};
-use std::path::Path;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,10 +19,14 @@ use crate::apikeys::KeyRing;
 use crate::checkpoint::{self, Rebuilt};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{parse_secret, Config};
+use crate::context::{Context, Signing};
 use crate::error::StoreError;
+use crate::limits::RateLimiter;
+use crate::projection::{self, Projection};
+use crate::server::{self, ConnMetrics, Limits};
 use crate::state::Shared;
 use crate::store::Store;
-use crate::writer::{self, WriterHandle};
+use crate::writer;
 
 /// Why the service could not start or stopped badly.
 #[derive(Debug)]
@@ -42,38 +46,9 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-/// What the handlers share.
-pub(crate) struct Inner {
-    pub(crate) config: Config,
-    pub(crate) store: Store,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) writer: WriterHandle,
-    pub(crate) keys: RwLock<Arc<KeyRing>>,
-    pub(crate) signer: DenylistSigner,
-    pub(crate) jwk: serde_json::Value,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// Bounds requests in flight.
-    pub(crate) requests: Arc<Semaphore>,
-    /// Bounds long-polling replicas.
-    pub(crate) replicas: Arc<Semaphore>,
-    /// Turns true when shutdown starts: long-polls answer at once.
-    pub(crate) draining: watch::Receiver<bool>,
-    /// Held by whatever writes a checkpoint or runs retention, for as long as the
-    /// blocking work runs (not only while a request waits for it): the admin
-    /// endpoints try it and answer 409 when taken, shutdown waits for it.
-    pub(crate) maintenance: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl Inner {
-    /// The current key ring.
-    pub(crate) fn keys(&self) -> Arc<KeyRing> {
-        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-}
-
 /// An opened service, ready to serve.
 pub struct App {
-    inner: Arc<Inner>,
+    inner: Arc<Context>,
     rebuilt: Rebuilt,
     open_time: Duration,
     drain_tx: watch::Sender<bool>,
@@ -81,24 +56,68 @@ pub struct App {
     background: Vec<JoinHandle<()>>,
 }
 
-fn load_signer(config: &Config) -> Result<DenylistSigner, ServiceError> {
-    let bad = |e: &dyn std::fmt::Display| ServiceError(format!("signing key: {e}"));
-    let secret = if let Some(k) = &config.signing_key {
-        parse_secret(k).map_err(|e| bad(&e))?
-    } else {
-        let path = config.signing_key_file.clone().unwrap_or_else(|| config.data_dir.join("signing-key"));
-        match std::fs::read_to_string(&path) {
-            Ok(s) => parse_secret(&s).map_err(|e| bad(&e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.signing_key_file.is_none() => {
-                generate_signing_key(&path)?
-            }
-            Err(e) => return Err(ServiceError(format!("signing key {}: {e}", path.display()))),
-        }
-    };
-    DenylistSigner::from_secret(&secret).map_err(|e| bad(&e))
+/// The file the signing key is read from (`None`: it is configured inline).
+fn signing_key_path(config: &Config) -> Option<PathBuf> {
+    match (&config.signing_key, &config.signing_key_file) {
+        (Some(_), _) => None,
+        (None, Some(f)) => Some(f.clone()),
+        (None, None) => Some(config.data_dir.join("signing-key")),
+    }
 }
 
-fn generate_signing_key(path: &Path) -> Result<[u8; 32], ServiceError> {
+/// Reads and parses a signing key file: its bytes and the key.
+fn read_signing_key(path: &Path) -> Result<(Vec<u8>, DenylistSigner), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("signing key file {}: {e}", path.display()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| format!("signing key file {}: not text", path.display()))?;
+    let secret = parse_secret(text).map_err(|e| format!("signing key file {}: {e}", path.display()))?;
+    let signer =
+        DenylistSigner::from_secret(&secret).map_err(|e| format!("signing key file {}: {e}", path.display()))?;
+    Ok((bytes, signer))
+}
+
+/// Loads the signing key: inline, or from its file (generated on first start when it
+/// is the default file and missing). Returns the file's bytes when there is a file.
+fn load_signer(config: &Config) -> Result<(DenylistSigner, Option<Vec<u8>>), ServiceError> {
+    let bad = |e: &dyn std::fmt::Display| ServiceError(format!("signing key: {e}"));
+    if let Some(k) = &config.signing_key {
+        let secret = parse_secret(k).map_err(|e| bad(&e))?;
+        return Ok((DenylistSigner::from_secret(&secret).map_err(|e| bad(&e))?, None));
+    }
+    let path = signing_key_path(config).unwrap_or_else(|| config.data_dir.join("signing-key"));
+    if config.signing_key_file.is_none() && !path.exists() {
+        generate_signing_key(&path)?;
+    }
+    let (bytes, signer) = read_signing_key(&path).map_err(|e| ServiceError(format!("{e}; refusing to start")))?;
+    Ok((signer, Some(bytes)))
+}
+
+/// Makes the data directory and everything under it private to the service's user:
+/// directories 0700, files 0600 (fixing, and logging, looser modes left by other
+/// tools). Files the service creates later are 0600 by their own mode and, in the
+/// binary, by its umask (077).
+fn restrict_permissions(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(dir)?;
+        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        if meta.permissions().mode() & 0o777 != want {
+            tracing::info!(path = %dir.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "restricting permissions");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(want))?;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(dir)? {
+                restrict_permissions(&entry?.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn generate_signing_key(path: &Path) -> Result<(), ServiceError> {
     use std::io::Write;
     let mut secret = [0u8; 32];
     loop {
@@ -116,7 +135,7 @@ fn generate_signing_key(path: &Path) -> Result<[u8; 32], ServiceError> {
     let mut f = opts.open(path).map_err(io)?;
     f.write_all(hex.as_bytes()).and_then(|_| f.sync_all()).map_err(io)?;
     tracing::info!(path = %path.display(), "generated a new denylist signing key");
-    Ok(secret)
+    Ok(())
 }
 
 impl App {
@@ -131,9 +150,13 @@ impl App {
         config.validate().map_err(|e| ServiceError(format!("config: {e}")))?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ServiceError(format!("data dir {}: {e}", config.data_dir.display())))?;
-        let signer = load_signer(&config)?;
+        restrict_permissions(&config.data_dir)
+            .map_err(|e| ServiceError(format!("data dir {}: permissions: {e}", config.data_dir.display())))?;
+        let (signer, key_bytes) = load_signer(&config)?;
         let dir = config.data_dir.clone();
-        let now = clock.now_secs();
+        // Entries stay until `exp` plus the edges' largest leeway: an edge that accepts
+        // a token up to that long after its `exp` must still find it revoked.
+        let prune_before = clock.now_secs().saturating_sub(config.edge_leeway_secs);
         let t0 = std::time::Instant::now();
         let (store, live, rebuilt, open_time) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let t = std::time::Instant::now();
@@ -141,7 +164,7 @@ impl App {
             let open_time = t.elapsed();
             // sled's lock is ours now: no other process writes checkpoints here.
             checkpoint::remove_stale_temps(&dir)?;
-            let (live, rebuilt) = checkpoint::rebuild(&store, &dir, now)?;
+            let (live, rebuilt) = checkpoint::rebuild(&store, &dir, prune_before)?;
             Ok((store, live, rebuilt, open_time))
         })
         .await
@@ -150,18 +173,34 @@ impl App {
             head = rebuilt.head,
             checkpoint = ?rebuilt.checkpoint,
             replayed = rebuilt.replayed,
-            entries = live.entries.len(),
+            entries = live.ids.entries.len(),
             pruned = rebuilt.pruned,
             took_ms = t0.elapsed().as_millis() as u64,
             "denylist rebuilt"
         );
+        let id = projection::dir_id(&store.hash_key()?);
+        // Go on appending to the projection when start-up could use it through the head;
+        // else begin it anew at the head, and checkpoint there in the background so the
+        // next start needs neither the log up to here nor this file's past.
+        let mut checkpoint_now = false;
+        let proj = match rebuilt.projection {
+            Some((end, reach)) if reach == rebuilt.head => Projection::resume(&config.data_dir, end, reach),
+            _ => {
+                checkpoint_now = rebuilt.head > rebuilt.checkpoint.unwrap_or(0);
+                Projection::begin(&config.data_dir, &id, rebuilt.head)
+            }
+        };
+        let projection =
+            proj.map_err(|e| tracing::warn!(error = %e, "no denylist projection: the next start replays the log")).ok();
         let shared = Arc::new(Shared::new(live, rebuilt.floor));
         let (writer, writer_thread) = writer::spawn(writer::Writer {
             store: store.clone(),
             shared: shared.clone(),
             clock: clock.clone(),
             grace_ms: config.refresh_grace_secs.saturating_mul(1000),
+            retry_ms: config.rotation_retry_secs.saturating_mul(1000),
             next_seq: rebuilt.head + 1,
+            projection,
         })
         .map_err(|e| ServiceError(format!("writer thread: {e}")))?;
         let keys =
@@ -170,9 +209,8 @@ impl App {
             tracing::warn!("no API keys: create one with `tollgate-revocation keys create`");
         }
         let (drain_tx, draining) = watch::channel(false);
-        let inner = Arc::new(Inner {
-            jwk: signer.public_jwk(),
-            signer,
+        let inner = Arc::new(Context {
+            signing: RwLock::new(Arc::new(Signing::new(signer))),
             store,
             shared,
             writer,
@@ -182,9 +220,37 @@ impl App {
             replicas: Arc::new(Semaphore::new(config.max_replication_clients)),
             draining,
             maintenance: Arc::new(tokio::sync::Mutex::new(())),
+            conn: Arc::new(ConnMetrics::default()),
+            limiter: RateLimiter::new(config.key_events_per_sec, config.key_burst_events),
+            fatal: watch::channel(None).0,
             config,
         });
-        let background = vec![spawn_pruner(inner.clone()), spawn_key_reloader(inner.clone())];
+        let mut background = vec![spawn_pruner(inner.clone()), spawn_key_reloader(inner.clone())];
+        if let (Some(path), Some(bytes)) = (signing_key_path(&inner.config), key_bytes) {
+            background.push(spawn_signing_key_watcher(inner.clone(), path, bytes));
+        }
+        if checkpoint_now {
+            let i = inner.clone();
+            // Detached on purpose: shutdown waits for it through the maintenance lock.
+            drop(tokio::spawn(async move {
+                let lock = i.maintenance.clone().lock_owned().await;
+                if *i.draining.borrow() {
+                    return; // shutting down: its own checkpoint (if any) does this
+                }
+                let j = i.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    let _lock = lock;
+                    let (seq, bytes) = checkpoint::capture(&j.shared.read());
+                    checkpoint::write(&j.config.data_dir, seq, &bytes)
+                })
+                .await;
+                match r {
+                    Ok(Ok(seq)) => tracing::info!(seq, "start-up checkpoint written"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "start-up checkpoint failed"),
+                    Err(e) => tracing::warn!(error = %e, "start-up checkpoint task failed"),
+                }
+            }));
+        }
         Ok(App { inner, rebuilt, open_time, drain_tx, writer_thread, background })
     }
 
@@ -203,7 +269,13 @@ impl App {
         self.rebuilt.replayed
     }
 
-    /// Start-up phases: opening sled, loading the checkpoint, folding the log.
+    /// Events folded from the denylist projection at start-up (instead of the log).
+    pub fn projected_at_start(&self) -> u64 {
+        self.rebuilt.projected
+    }
+
+    /// Start-up phases: opening sled, loading the checkpoint, folding the projection and
+    /// the log.
     pub fn startup_times(&self) -> [Duration; 3] {
         [self.open_time, self.rebuilt.checkpoint_time, self.rebuilt.replay_time]
     }
@@ -217,29 +289,64 @@ impl App {
     /// stops accepting, answers long-polls, waits up to `shutdown_grace_secs` for
     /// in-flight requests (their writes complete), stops the writer after it drained
     /// its queue, writes a checkpoint (if configured) and closes the database.
+    ///
+    /// Connections are bounded as `server.rs` describes: the soft file limit is raised
+    /// to the hard one first, and the connection caps are kept below it.
     pub async fn serve(
         self,
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServiceError> {
         let addr = listener.local_addr().map_err(|e| ServiceError(e.to_string()))?;
-        tracing::info!(%addr, "listening");
+        let nofile = server::raise_nofile_limit();
+        let c = &self.inner.config;
+        let limits = Limits {
+            max_connections: c.max_connections,
+            max_connections_per_ip: c.max_connections_per_ip,
+            header_timeout: Duration::from_millis(c.header_timeout_ms),
+            keep_alive_timeout: Duration::from_secs(c.keep_alive_timeout_secs),
+        }
+        .effective(nofile);
+        if limits.max_connections < c.max_connections || limits.max_connections_per_ip < c.max_connections_per_ip {
+            tracing::warn!(
+                nofile,
+                max_connections = limits.max_connections,
+                max_connections_per_ip = limits.max_connections_per_ip,
+                "connection caps lowered to stay below the file limit (one address at most half)"
+            );
+        }
+        tracing::info!(
+            %addr,
+            max_connections = limits.max_connections,
+            max_connections_per_ip = limits.max_connections_per_ip,
+            nofile,
+            "listening"
+        );
         let drain_tx = self.drain_tx.clone();
         let mut drained = self.drain_tx.subscribe();
-        let graceful = async move {
-            signal.await;
-            tracing::info!("shutdown requested; draining");
+        let mut fatal = self.inner.fatal.subscribe();
+        let signal_task = tokio::spawn(async move {
+            tokio::select! {
+                _ = signal => tracing::info!("shutdown requested; draining"),
+                _ = fatal.wait_for(Option::is_some) => tracing::error!("stopping: the service cannot serve safely"),
+            }
             let _ = drain_tx.send(true);
-        };
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(graceful).into_future();
+        });
+        let server = server::run(listener, self.router(), limits, self.inner.conn.clone(), self.drain_tx.subscribe());
         let grace = Duration::from_secs(self.inner.config.shutdown_grace_secs);
         tokio::select! {
-            r = server => r.map_err(|e| ServiceError(format!("server: {e}")))?,
+            _ = server => {}
             _ = async { let _ = drained.wait_for(|d| *d).await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("in-flight requests did not finish within the shutdown grace period");
             }
         }
-        self.close().await
+        signal_task.abort();
+        let fatal = self.inner.fatal();
+        self.close().await?;
+        match fatal {
+            Some(why) => Err(ServiceError(why)),
+            None => Ok(()),
+        }
     }
 
     /// Stops the writer and background tasks, checkpoints, and closes the database
@@ -256,10 +363,10 @@ impl App {
             let _ = t.await;
         }
         let inner = self.inner;
+        // A checkpoint or compaction an admin request (or start-up) began may still run
+        // (its blocking work outlives a timed-out request): wait for it.
+        let maintenance = inner.maintenance.clone().lock_owned().await;
         if inner.config.checkpoint_on_shutdown && inner.shared.writable.load(Ordering::SeqCst) {
-            // A checkpoint or compaction an admin request started may still run (its
-            // blocking work outlives a timed-out request): wait for it.
-            let maintenance = inner.maintenance.clone().lock_owned().await;
             let i = inner.clone();
             let r = tokio::task::spawn_blocking(move || {
                 let _maintenance = maintenance;
@@ -269,7 +376,19 @@ impl App {
             .await
             .map_err(|e| ServiceError(e.to_string()))?;
             match r {
-                Ok(seq) => tracing::info!(seq, "checkpoint written"),
+                Ok(seq) => {
+                    tracing::info!(seq, "checkpoint written");
+                    // The writer has stopped: the checkpoint is at the head, and the
+                    // projection can begin anew there.
+                    if seq == inner.shared.head() {
+                        let id = inner.store.hash_key().map(|k| projection::dir_id(&k));
+                        if let Err(e) = id.map_err(|e| e.to_string()).and_then(|id| {
+                            Projection::begin(&inner.config.data_dir, &id, seq).map_err(|e| e.to_string())
+                        }) {
+                            tracing::warn!(error = %e, "denylist projection not begun anew");
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "checkpoint on shutdown failed"),
             }
         }
@@ -279,14 +398,15 @@ impl App {
     }
 }
 
-fn spawn_pruner(inner: Arc<Inner>) -> JoinHandle<()> {
+fn spawn_pruner(inner: Arc<Context>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(inner.config.prune_interval_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let i = inner.clone();
-            let n = tokio::task::spawn_blocking(move || i.shared.prune(i.clock.now_secs())).await.unwrap_or(0);
+            let cutoff = i.clock.now_secs().saturating_sub(i.config.edge_leeway_secs);
+            let n = tokio::task::spawn_blocking(move || i.shared.prune(cutoff)).await.unwrap_or(0);
             if n > 0 {
                 tracing::debug!(pruned = n, "pruned expired denylist entries");
             }
@@ -294,7 +414,7 @@ fn spawn_pruner(inner: Arc<Inner>) -> JoinHandle<()> {
     })
 }
 
-fn spawn_key_reloader(inner: Arc<Inner>) -> JoinHandle<()> {
+fn spawn_key_reloader(inner: Arc<Context>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -305,11 +425,58 @@ fn spawn_key_reloader(inner: Arc<Inner>) -> JoinHandle<()> {
             match r {
                 Ok(Ok(Some(ring))) => {
                     tracing::info!(keys = ring.len(), "API keys reloaded");
-                    *inner.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
+                    inner.set_keys(ring);
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "API key file not reloaded; keeping the previous keys"),
                 Err(e) => tracing::warn!(error = %e, "key reload task failed"),
+            }
+        }
+    })
+}
+
+/// Re-reads the signing key file every second. A changed file with a valid key is
+/// adopted (snapshots are signed with it from then on; edges that pin the old key must
+/// be given the new one). A file that no longer parses, or is gone, stops the service
+/// (fail closed): it never goes on signing with a key its operator has replaced.
+fn spawn_signing_key_watcher(inner: Arc<Context>, path: PathBuf, mut last: Vec<u8>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let p = path.clone();
+            let read = tokio::task::spawn_blocking(move || (std::fs::read(&p).ok(), read_signing_key(&p))).await;
+            let Ok((bytes, mut parsed)) = read else { continue };
+            if bytes.as_deref() == Some(&last[..]) {
+                continue;
+            }
+            if parsed.is_err() {
+                // Perhaps caught half-written (replace it atomically: write, then
+                // rename): look once more before giving up.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let p = path.clone();
+                match tokio::task::spawn_blocking(move || read_signing_key(&p)).await {
+                    Ok(again) => parsed = again,
+                    Err(_) => continue,
+                }
+            }
+            match parsed {
+                Ok((bytes, signer)) => {
+                    last = bytes;
+                    if signer.secret() != inner.signing().signer.secret() {
+                        let s = Signing::new(signer);
+                        tracing::warn!(kid = %s.jwk["kid"], "denylist signing key changed: snapshots and deltas are signed with the new key; edges pinning the old one must be given the new one");
+                        *inner.signing.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(s);
+                        inner.shared.prune_gen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                Err(e) => {
+                    let why = format!("{e}: the denylist signing key can no longer be read; stopping (fail closed) rather than signing with the previous key");
+                    tracing::error!("{why}");
+                    inner.fatal.send_replace(Some(why));
+                    return;
+                }
             }
         }
     })

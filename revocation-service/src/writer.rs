@@ -31,10 +31,12 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::apikeys::Issuers;
 use crate::clock::Clock;
 use crate::error::{ApiError, StoreError};
 use crate::event::{EventKind, NewEvent, Record};
 use crate::family::{self, Decision, Family};
+use crate::projection::Projection;
 use crate::state::Shared;
 use crate::store::{decode_seq, pair_key, seq_key, Store};
 
@@ -50,8 +52,8 @@ pub(crate) enum Request {
     Append { key_id: String, events: Vec<NewEvent> },
     /// `POST /v1/sessions`: start a refresh family (a `session_start` event).
     StartSession { key_id: String, event: NewEvent },
-    /// `POST /v1/refresh/rotate`.
-    Rotate { key_id: String, rotate: Rotate },
+    /// `POST /v1/refresh/rotate`, by a key scoped to `issuers`.
+    Rotate { key_id: String, rotate: Rotate, issuers: Issuers },
 }
 
 /// A rotation request.
@@ -140,7 +142,11 @@ pub(crate) struct Writer {
     pub(crate) clock: Arc<dyn Clock>,
     /// Reuse interval for the immediate predecessor, milliseconds (0: off).
     pub(crate) grace_ms: u64,
+    /// How long a retry of the last rotation is answered as a retry, milliseconds.
+    pub(crate) retry_ms: u64,
     pub(crate) next_seq: u64,
+    /// The denylist projection, appended after each group is durable and answered.
+    pub(crate) projection: Option<Projection>,
 }
 
 /// Starts the writer on its own thread: its work (a sled transaction, then an fsync)
@@ -208,12 +214,13 @@ impl Writer {
             return;
         }
         let now_ms = self.clock.now_ms();
-        let (store, next, grace) = (&self.store, self.next_seq, self.grace_ms);
+        let (store, next, windows) = (&self.store, self.next_seq, (self.grace_ms, self.retry_ms));
         let trees = (&store.log, &store.idempotency, &store.families, &store.family_tokens);
         let applied = trees.transaction(|(log, idem, fams, toks)| {
             let t = Trees { log, idem, fams, toks };
             let mut seq = next;
-            let outcomes = reqs.iter().map(|r| apply(&t, r, &mut seq, now_ms, grace)).collect::<TxResult<Vec<_>>>()?;
+            let outcomes =
+                reqs.iter().map(|r| apply(&t, r, &mut seq, now_ms, windows)).collect::<TxResult<Vec<_>>>()?;
             Ok((outcomes, seq))
         });
         let (outcomes, next) = match applied {
@@ -221,6 +228,7 @@ impl Writer {
             Err(e) => return self.fail(replies, StoreError::from(e)),
         };
         let appended: Vec<&Record> = outcomes.iter().flat_map(|o| o.records.iter()).collect();
+        let mut projected = None;
         if !appended.is_empty() {
             let t0 = Instant::now();
             // The same durable flush as `flush_async`, without a hand-off to sled's
@@ -229,15 +237,23 @@ impl Writer {
                 return self.fail(replies, StoreError::Sled(e));
             }
             self.shared.metrics.flush(t0.elapsed());
-            let entries: Vec<_> = appended.iter().filter_map(|r| Some((r.seq, r.event.denylist_entry()?))).collect();
-            self.shared.publish(entries.iter().map(|(s, e)| (*s, e)), next - 1);
+            let entries: Vec<_> =
+                appended.iter().filter_map(|r| Some((r.seq, r.event.denylist_entry()?, r.key_id.as_str()))).collect();
+            self.shared.publish(entries.iter().map(|(s, e, k)| (*s, e, *k)), next - 1);
             for r in &appended {
                 self.shared.metrics.event(r.event.kind);
             }
             self.next_seq = next;
+            projected = Some(entries);
         }
-        for (o, r) in outcomes.into_iter().zip(replies) {
-            let _ = r.send(o.reply);
+        let replies: Vec<_> = outcomes.iter().map(|o| o.reply.clone()).zip(replies).collect();
+        for (reply, r) in replies {
+            let _ = r.send(reply);
+        }
+        // After the answers: the projection only speeds up the next start.
+        if let (Some(entries), Some(p)) = (projected, &mut self.projection) {
+            let refs: Vec<(u64, &tollgate_core::Entry, &str)> = entries.iter().map(|(s, e, k)| (*s, e, *k)).collect();
+            p.append(self.next_seq - 1, &refs);
         }
     }
 
@@ -275,11 +291,11 @@ fn rejected(e: ApiError) -> TxResult<Outcome> {
     Ok(Outcome { reply: Reply::Rejected(e), records: Vec::new() })
 }
 
-fn apply(t: &Trees<'_>, req: &Request, seq: &mut u64, now_ms: u64, grace_ms: u64) -> TxResult<Outcome> {
+fn apply(t: &Trees<'_>, req: &Request, seq: &mut u64, now_ms: u64, windows: (u64, u64)) -> TxResult<Outcome> {
     match req {
         Request::Append { key_id, events } => append_events(t, key_id, events, seq, now_ms),
         Request::StartSession { key_id, event } => start_session(t, key_id, event, seq, now_ms),
-        Request::Rotate { key_id, rotate } => rotate_family(t, key_id, rotate, seq, now_ms, grace_ms),
+        Request::Rotate { key_id, rotate, issuers } => rotate_family(t, key_id, rotate, issuers, seq, now_ms, windows),
     }
 }
 
@@ -337,7 +353,9 @@ fn append_events(t: &Trees<'_>, key_id: &str, events: &[NewEvent], seq: &mut u64
             Resolved::New => {
                 if let (EventKind::Logout | EventKind::ReuseDetected, Some(mut f)) = (e.kind, read_family(t, e.id(0))?)
                 {
-                    if f.revoked_seq.is_none() {
+                    // Only an event for the family's own issuer (or one for every
+                    // issuer) ends it: another issuer's key cannot end this session.
+                    if f.revoked_seq.is_none() && (e.iss.is_none() || e.iss == f.iss) {
                         f.revoked_seq = Some(*seq);
                         t.fams.insert(e.id(0).as_bytes(), f.encode())?;
                     }
@@ -393,13 +411,17 @@ fn rotate_family(
     t: &Trees<'_>,
     key_id: &str,
     r: &Rotate,
+    issuers: &Issuers,
     seq: &mut u64,
     now_ms: u64,
-    grace_ms: u64,
+    (grace_ms, retry_ms): (u64, u64),
 ) -> TxResult<Outcome> {
     let Some(mut f) = read_family(t, &r.sid)? else {
         return rejected(ApiError::new(StatusCode::NOT_FOUND, "unknown_session", format!("no session {:?}", r.sid)));
     };
+    if !issuers.covers(f.iss.as_deref()) {
+        return rejected(ApiError::forbidden("forbidden_issuer", "this key may not rotate sessions of this issuer"));
+    }
     if r.iss.is_some() && r.iss != f.iss {
         return rejected(ApiError::new(StatusCode::CONFLICT, "issuer_mismatch", "iss differs from the session's"));
     }
@@ -414,7 +436,7 @@ fn rotate_family(
         exp,
         idempotency_key: None,
     };
-    match family::decide(&f, &r.presented_jti, &r.next_jti, &is_earlier, now_ms, grace_ms) {
+    match family::decide(&f, &r.presented_jti, &r.next_jti, &is_earlier, now_ms, grace_ms, retry_ms) {
         Decision::Rotate { grace } => {
             let ev = event(EventKind::Rotation, [&r.sid, &r.presented_jti, &r.next_jti], 3, r.exp);
             t.toks.insert(pair_key(&r.sid, &f.current), &seq_key(*seq))?;

@@ -13,4 +13,6 @@ mod integration {
     mod crash;
     mod refresh;
     mod replication;
+    mod security;
+    mod slow;
 }

@@ -24,15 +24,16 @@ export async function startRevocation() {
   const bin = need('TOLLGATE_REVOCATION_BIN');
   const dataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-revocation-'));
   const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
-  const key = (name, scope) =>
-    execFileSync(bin, ['keys', 'create', '--data-dir', dataDir, '--name', name, '--scope', scope], {
+  const key = (name, scope, ...extra) =>
+    execFileSync(bin, ['keys', 'create', '--data-dir', dataDir, '--name', name, '--scope', scope, ...extra], {
       env: cleanEnv,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       timeout: 30000,
     }).trim();
   const readKey = key('edge-replica', 'denylist:read');
-  const writeKey = key('origin', 'events:write');
+  // events:write keys are scoped to an issuer; events without `iss` are scoped to it.
+  const writeKey = key('origin', 'events:write', '--issuer', 'https://issuer.test');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const svc = { url, port, dataDir, readKey, writeKey, proc: null };

@@ -20,8 +20,10 @@ const { Verifier, RemoteDenylist } = pkg;
 
 const BIN = process.env.TOLLGATE_REVOCATION_BIN ?? join(REPO_ROOT, 'target/npm/debug/tollgate-revocation');
 const skip = existsSync(BIN) ? false : `the tollgate-revocation binary is not built (${BIN}); build it with cargo build -p tollgate-revocation`;
-// Entries must outlive the service's real clock, so their expiry is far ahead.
+// Tokens expire far ahead; the events' `exp` must lie within the service's bound
+// (30 days ahead of its real clock).
 const FAR = 4_000_000_000;
+const EXP = Math.floor(Date.now() / 1000) + 7 * 86_400;
 
 describe('RemoteDenylist against the real revocation service', { skip }, () => {
   let dir, child, url, readKey, writeKey, es, verifier, remote;
@@ -31,10 +33,11 @@ describe('RemoteDenylist against the real revocation service', { skip }, () => {
     // The service refuses TOLLGATE_* variables it does not know (fail-fast config), and
     // test.sh exports some for the tests: give it none.
     const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_'))), RUST_LOG: 'warn' };
-    const create = (name, scope) =>
-      execFileSync(BIN, ['keys', 'create', '--data-dir', dir, '--name', name, '--scope', scope], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const create = (name, scope, ...extra) =>
+      execFileSync(BIN, ['keys', 'create', '--data-dir', dir, '--name', name, '--scope', scope, ...extra], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     readKey = create('edge', 'denylist:read');
-    writeKey = create('origin', 'events:write');
+    // These tokens carry no `iss`: the key revokes across issuers (asked for by name).
+    writeKey = create('origin', 'events:write', '--all-issuers');
     child = spawn(BIN, ['serve', '--data-dir', dir, '--listen', '127.0.0.1:0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
@@ -91,7 +94,7 @@ describe('RemoteDenylist against the real revocation service', { skip }, () => {
     const token = await sign(es, { sub: 'user-1', sid: 'sess-1', jti: 'a-1', iat: NOW - 5, exp: FAR });
     assert.equal(await reason(token), 'accept');
     const started = performance.now();
-    const seq = await post([{ kind: 'logout', sid: 'sess-1', exp: FAR }]);
+    const seq = await post([{ kind: 'logout', sid: 'sess-1', exp: EXP }]);
     const acked = performance.now();
     await remote.waitForSeq(seq, { timeoutMs: 5000 });
     const applied = performance.now();
@@ -101,11 +104,13 @@ describe('RemoteDenylist against the real revocation service', { skip }, () => {
 
   it('revoke_token and revoke_subject reach the replica too', async () => {
     const one = await sign(es, { sub: 'user-2', jti: 'j-2', exp: FAR });
-    const older = await sign(es, { sub: 'user-3', iat: NOW - 100, exp: FAR });
-    const newer = await sign(es, { sub: 'user-3', iat: NOW + 100, exp: FAR });
+    // The cutoff lies within the service's bound (30 days ahead of its real clock).
+    const cut = Math.floor(Date.now() / 1000);
+    const older = await sign(es, { sub: 'user-3', iat: cut - 100, exp: FAR });
+    const newer = await sign(es, { sub: 'user-3', iat: cut + 100, exp: FAR });
     const seq = await post([
-      { kind: 'revoke_token', jti: 'j-2', exp: FAR },
-      { kind: 'revoke_subject', sub: 'user-3', before: NOW, exp: FAR },
+      { kind: 'revoke_token', jti: 'j-2', exp: EXP },
+      { kind: 'revoke_subject', sub: 'user-3', before: cut, exp: EXP },
     ]);
     await remote.waitForSeq(seq, { timeoutMs: 5000 });
     assert.equal(await reason(one), 'revoked');

@@ -124,14 +124,14 @@ export async function startRevocation(bin, work) {
   const dataDir = mkdtempSync(path.join(work, 'revocation-'));
   // The service warns about TOLLGATE_* variables it does not know (this script's own).
   const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
-  const key = (name, scope) =>
-    execFileSync(bin, ['keys', 'create', '--data-dir', dataDir, '--name', name, '--scope', scope], {
+  const key = (name, scope, ...extra) =>
+    execFileSync(bin, ['keys', 'create', '--data-dir', dataDir, '--name', name, '--scope', scope, ...extra], {
       env: cleanEnv,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim();
   const readKey = key('edge', 'denylist:read');
-  const writeKey = key('origin', 'events:write');
+  const writeKey = key('origin', 'events:write', '--issuer', ISS);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   launch(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { env: cleanEnv, stdio: 'ignore' });

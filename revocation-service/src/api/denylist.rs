@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent};
 use tollgate_core::EntryKind;
 
-use super::{authorize, parse_query, wants_json, AppState, RequestSlot};
+use super::request::{authorize, parse_query, wants_json, RequestSlot};
 use crate::apikeys::Scope;
+use crate::context::AppState;
 use crate::error::ApiError;
 use crate::event::Summary;
 use crate::store::{decode_seq, seq_key};
@@ -24,8 +25,17 @@ const SNAPSHOT_TYPE: &str = "application/vnd.tollgate.snapshot";
 /// Media type of a signed delta.
 const DELTA_TYPE: &str = "application/vnd.tollgate.delta";
 
-pub(super) async fn get_key(State(st): State<AppState>) -> Response {
-    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(st.jwk.clone())).into_response()
+/// 503 while the service stops because its signing key is unusable.
+fn signing_ok(st: &AppState) -> Result<(), ApiError> {
+    match st.fatal() {
+        Some(why) => Err(ApiError::unavailable("signing_key_unavailable", why)),
+        None => Ok(()),
+    }
+}
+
+pub(super) async fn get_key(State(st): State<AppState>) -> Result<Response, ApiError> {
+    signing_ok(&st)?;
+    Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(st.signing().jwk.clone())).into_response())
 }
 
 pub(super) async fn get_denylist(
@@ -35,6 +45,7 @@ pub(super) async fn get_denylist(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     authorize(&st, &headers, Scope::DenylistRead)?;
+    signing_ok(&st)?;
     let p = parse_query(q.as_deref(), &["since", "wait"])?;
     let json = wants_json(&headers);
     match (p[0], p[1]) {
@@ -79,7 +90,7 @@ async fn snapshot(st: AppState, headers: &HeaderMap, json: bool) -> Result<Respo
         let bytes = match &*cache {
             Some((s, g, b)) if *s == seq && *g == gen => b.clone(),
             _ => {
-                let b = Bytes::from(encode_snapshot(&live.denylist, &inner.signer));
+                let b = Bytes::from(encode_snapshot(&live.denylist, &inner.signing().signer));
                 *cache = Some((seq, gen, b.clone()));
                 b
             }
@@ -158,7 +169,8 @@ async fn delta(st: AppState, slot: &RequestSlot, since: u64, wait: u64, json: bo
             .collect();
         Json(json!({"from": d.from, "to": d.to, "events": events})).into_response()
     } else {
-        let bytes = encode_delta(&d, &st.signer);
+        signing_ok(&st)?;
+        let bytes = encode_delta(&d, &st.signing().signer);
         ([(header::CONTENT_TYPE, DELTA_TYPE)], bytes).into_response()
     };
     seq_headers(&mut r, to, false);

@@ -7,8 +7,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{authorize, read_json, AppState};
-use crate::apikeys::Scope;
+use super::policy::{admit, check_time, scope_issuer};
+use super::request::{authorize, read_json};
+use crate::apikeys::{Principal, Scope};
+use crate::context::AppState;
 use crate::error::ApiError;
 use crate::event::{id_str, only_fields, required_str, required_u64, EventKind, NewEvent, MAX_ID_BYTES};
 use crate::writer::{Reply, Request, Rotate};
@@ -17,6 +19,23 @@ use crate::writer::{Reply, Request, Rotate};
 /// endpoints that keep the refresh families consistent.
 const EVENT_KINDS: [EventKind; 4] =
     [EventKind::RevokeToken, EventKind::Logout, EventKind::RevokeSubject, EventKind::ReuseDetected];
+
+/// Applies the key's issuer scope and the time bounds to each event (named by its
+/// path in errors).
+fn vet(st: &AppState, who: &Principal, events: &mut [NewEvent], batch: bool) -> Result<(), ApiError> {
+    let now = st.clock.now_secs();
+    let ahead = st.config.max_expiry_ahead_secs;
+    for (i, e) in events.iter_mut().enumerate() {
+        let path = if batch { format!("events[{i}]") } else { String::new() };
+        let at = |f: &str| if path.is_empty() { f.to_string() } else { format!("{path}.{f}") };
+        check_time(&at("exp"), e.exp, now, ahead)?;
+        if e.kind == EventKind::RevokeSubject {
+            check_time(&at("before"), e.before, now, ahead)?;
+        }
+        scope_issuer(who, &mut e.iss, &path)?;
+    }
+    Ok(())
+}
 
 fn parse_events(v: &Value, max: usize) -> Result<Vec<NewEvent>, ApiError> {
     match v {
@@ -44,6 +63,10 @@ fn parse_events(v: &Value, max: usize) -> Result<Vec<NewEvent>, ApiError> {
     }
 }
 
+fn body_deadline(st: &AppState) -> std::time::Duration {
+    std::time::Duration::from_millis(st.config.body_timeout_ms)
+}
+
 fn unexpected(r: Reply) -> ApiError {
     match r {
         Reply::Rejected(e) => e,
@@ -57,8 +80,12 @@ pub(super) async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     let who = authorize(&st, &headers, Scope::EventsWrite)?;
-    let v = read_json(body, st.config.max_body_bytes).await?;
-    let events = parse_events(&v, st.config.max_events_per_request)?;
+    let v = read_json(body, st.config.max_body_bytes, body_deadline(&st)).await?;
+    let batch = v.as_object().is_some_and(|o| o.contains_key("events") && !o.contains_key("kind"));
+    let mut events = parse_events(&v, st.config.max_events_per_request)?;
+    vet(&st, &who, &mut events, batch)?;
+    let n = events.len() as u64;
+    admit(&st, &who, n, n)?;
     match st.writer.submit(Request::Append { key_id: who.id, events }).await? {
         Reply::Accepted(acc) => {
             let accepted: Vec<Value> =
@@ -75,10 +102,12 @@ pub(super) async fn post_session(
     body: Body,
 ) -> Result<Response, ApiError> {
     let who = authorize(&st, &headers, Scope::EventsWrite)?;
-    let v = read_json(body, st.config.max_body_bytes).await?;
+    let v = read_json(body, st.config.max_body_bytes, body_deadline(&st)).await?;
     let obj = v.as_object().ok_or_else(|| ApiError::invalid("$: expected an object"))?;
     only_fields(obj, "", &["sid", "sub", "refresh_jti", "exp", "iss"]).map_err(ApiError::invalid)?;
-    let event = NewEvent::fields(obj, "", EventKind::SessionStart).map_err(ApiError::invalid)?;
+    let mut event = NewEvent::fields(obj, "", EventKind::SessionStart).map_err(ApiError::invalid)?;
+    vet(&st, &who, std::slice::from_mut(&mut event), false)?;
+    admit(&st, &who, 1, 0)?;
     match st.writer.submit(Request::StartSession { key_id: who.id, event }).await? {
         Reply::Session { seq, duplicate } => {
             let status = if duplicate { StatusCode::OK } else { StatusCode::CREATED };
@@ -90,17 +119,21 @@ pub(super) async fn post_session(
 
 pub(super) async fn rotate(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let who = authorize(&st, &headers, Scope::EventsWrite)?;
-    let v = read_json(body, st.config.max_body_bytes).await?;
+    let v = read_json(body, st.config.max_body_bytes, body_deadline(&st)).await?;
     let obj = v.as_object().ok_or_else(|| ApiError::invalid("$: expected an object"))?;
     only_fields(obj, "", &["sid", "presented_jti", "next_jti", "exp", "iss"]).map_err(ApiError::invalid)?;
-    let rotate = Rotate {
+    let mut rotate = Rotate {
         sid: required_str(obj, "", "sid").map_err(ApiError::invalid)?,
         presented_jti: required_str(obj, "", "presented_jti").map_err(ApiError::invalid)?,
         next_jti: required_str(obj, "", "next_jti").map_err(ApiError::invalid)?,
         exp: required_u64(obj, "", "exp").map_err(ApiError::invalid)?,
         iss: id_str(obj, "", "iss", MAX_ID_BYTES).map_err(ApiError::invalid)?,
     };
-    match st.writer.submit(Request::Rotate { key_id: who.id, rotate }).await? {
+    check_time("exp", rotate.exp, st.clock.now_secs(), st.config.max_expiry_ahead_secs)?;
+    scope_issuer(&who, &mut rotate.iss, "")?;
+    admit(&st, &who, 1, 0)?;
+    let issuers = who.issuers.clone();
+    match st.writer.submit(Request::Rotate { key_id: who.id, rotate, issuers }).await? {
         Reply::Rotated { seq, duplicate, grace } => {
             Ok(Json(json!({"status": "rotated", "seq": seq, "duplicate": duplicate, "grace": grace})).into_response())
         }

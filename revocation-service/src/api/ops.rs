@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{authorize, parse_query, AppState};
+use super::request::{authorize, parse_query};
 use crate::apikeys::Scope;
 use crate::checkpoint;
+use crate::context::AppState;
 use crate::error::ApiError;
 use crate::event::Record;
 use crate::metrics::Gauges;
@@ -31,10 +32,25 @@ pub(super) async fn readyz(State(st): State<AppState>) -> Response {
     Json(json!({"status": "ready", "seq": head})).into_response()
 }
 
-pub(super) async fn metrics(State(st): State<AppState>) -> Response {
-    let counts = st.shared.read().counts();
-    let g = Gauges { counts, head: st.shared.head(), floor: st.shared.floor.load(Ordering::SeqCst) };
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.shared.metrics.render(&g)).into_response()
+/// `GET /metrics`: Prometheus text; needs a `metrics:read` key unless
+/// `metrics_require_key` is off.
+pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if st.config.metrics_require_key {
+        authorize(&st, &headers, Scope::MetricsRead)?;
+    }
+    let text = {
+        let live = st.shared.read();
+        let g = Gauges {
+            counts: live.counts(),
+            head: st.shared.head(),
+            floor: st.shared.floor.load(Ordering::SeqCst),
+            conn: &st.conn,
+            key_limits: (st.limiter.rate(), st.limiter.burst(), st.config.key_max_live_entries),
+            live_per_key: live.ids.live_per_key(),
+        };
+        st.shared.metrics.render(&g)
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// `GET /v1/admin/log?from=N&limit=M`: stored records from seq N (at most 1000).
@@ -110,7 +126,8 @@ pub(super) async fn compact(State(st): State<AppState>, headers: HeaderMap) -> R
         let on_floor = |f: u64| {
             inner.shared.floor.fetch_max(f, Ordering::SeqCst);
         };
-        checkpoint::compact(&inner.store, seq, now, inner.config.max_token_lifetime_secs, &on_floor)
+        let c = &inner.config;
+        checkpoint::compact(&inner.store, seq, now, c.max_token_lifetime_secs, c.edge_leeway_secs, &on_floor)
             .map_err(ApiError::internal)
     })
     .await

@@ -18,7 +18,21 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tollgate_revocation::{apikeys, App, Config, Scope};
+use tollgate_revocation::{apikeys, App, Config, Issuers, Scope};
+
+/// An `exp` a week ahead of the real clock (within the service's 30-day bound).
+fn exp() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) + 7 * 86_400
+}
+
+/// The service's per-key limits, lifted for the load generator (one key drives
+/// everything here); `/metrics` without a key (the bench reads flush counts).
+const BENCH_ENV: [(&str, &str); 4] = [
+    ("TOLLGATE_KEY_EVENTS_PER_SEC", "100000000"),
+    ("TOLLGATE_KEY_BURST_EVENTS", "100000000"),
+    ("TOLLGATE_KEY_MAX_LIVE_ENTRIES", "100000000"),
+    ("TOLLGATE_METRICS_REQUIRE_KEY", "false"),
+];
 
 struct Opts {
     quick: bool,
@@ -87,6 +101,7 @@ impl Service {
             .arg(data_dir)
             .env("TOLLGATE_LOG", "warn")
             .env("TOLLGATE_CHECKPOINT_ON_SHUTDOWN", "false")
+            .envs(BENCH_ENV)
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().context("child stdout")?;
@@ -291,7 +306,7 @@ async fn ingest(o: &Opts, svc: &Service, key: &str, redis: Option<(u16, u32)>) -
     println!("|---|---|---|---|---|---|---|---|");
     // Warm-up: connections and sled's first segments.
     for i in 0..200 {
-        let ev = json!({"kind": "revoke_token", "jti": format!("warm-{i}"), "exp": 4_000_000_000u64});
+        let ev = json!({"kind": "revoke_token", "jti": format!("warm-{i}"), "exp": exp()});
         http.post(format!("{}/v1/events", svc.base)).bearer_auth(key).json(&ev).send().await?.error_for_status()?;
     }
     let mut notes = Vec::new();
@@ -307,7 +322,7 @@ async fn ingest(o: &Opts, svc: &Service, key: &str, redis: Option<(u16, u32)>) -
         let ours = run_level(clients, o.level_requests[i], o.level_secs, move |c, n| {
             let conns = conns.clone();
             async move {
-                let body = format!(r#"{{"kind":"revoke_token","jti":"b{clients}-{c}-{n}","exp":4000000000}}"#);
+                let body = format!(r#"{{"kind":"revoke_token","jti":"b{clients}-{c}-{n}","exp":{}}}"#, exp());
                 conns[c].lock().await.post_events(&body).await
             }
         })
@@ -417,7 +432,7 @@ async fn replication(o: &Opts, svc: &Service, key: &str) -> Result<()> {
     let mut lat = Vec::new();
     let mut already = 0;
     for i in 0..o.replication_events {
-        let ev = json!({"kind": "logout", "sid": format!("rep-{i}"), "exp": 4_000_000_000u64});
+        let ev = json!({"kind": "logout", "sid": format!("rep-{i}"), "exp": exp()});
         let r: Value =
             http.post(format!("{}/v1/events", svc.base)).bearer_auth(key).json(&ev).send().await?.json().await?;
         let acked = Instant::now();
@@ -454,26 +469,50 @@ async fn rebuild(o: &Opts, root: &Path) -> Result<()> {
         size as f64 / 1048576.0,
         size as f64 / o.rebuild_events as f64
     );
-    let _ = std::fs::remove_file(data.join("checkpoint.bin"));
+    let checkpoint = data.join("checkpoint.bin");
+    let projection = data.join("denylist.proj");
+    // The projection as the filling service left it, restored after the passes so a
+    // re-run on the same directory measures the same thing.
+    let saved = std::fs::read(&projection).ok();
+    let _ = std::fs::remove_file(&checkpoint);
     let cfg = Config { data_dir: data.clone(), ..Config::default() };
-    for label in ["full log replay (no checkpoint)", "from a checkpoint at the head"] {
+    let passes = [
+        "no checkpoint: the log and its denylist projection",
+        "from a checkpoint at the head",
+        "no checkpoint, no projection: the whole log from sled",
+    ];
+    for (i, label) in passes.into_iter().enumerate() {
+        if i == 2 {
+            let _ = std::fs::remove_file(&checkpoint);
+            let _ = std::fs::remove_file(&projection);
+        }
         let (cpu0, t) = (cpu_secs(), Instant::now());
         let app = App::open(cfg.clone()).await?;
         let (took, cpu) = (t.elapsed(), cpu_secs() - cpu0);
         let [open, cp, replay] = app.startup_times();
         println!(
-            "- {label}: {:.3} s wall, {cpu:.3} s CPU (sled open {:.3} s, checkpoint {:.3} s, log replay {:.3} s; head {}, {} events replayed)",
+            "- {label}: {:.3} s wall, {cpu:.3} s CPU (sled open {:.3} s, checkpoint {:.3} s, projection + log {:.3} s; head {}, {} events from the projection, {} from the log)",
             took.as_secs_f64(),
             open.as_secs_f64(),
             cp.as_secs_f64(),
             replay.as_secs_f64(),
             app.head(),
+            app.projected_at_start(),
             app.replayed_at_start()
         );
-        app.close().await?; // writes the checkpoint used by the second pass
+        app.close().await?; // writes the checkpoint used by the next pass
     }
+    let proj_size = saved.as_ref().map_or(0, Vec::len);
+    println!("denylist projection file: {:.1} MiB", proj_size as f64 / 1048576.0);
     let cp = std::fs::metadata(data.join("checkpoint.bin")).map(|m| m.len()).unwrap_or(0);
     println!("checkpoint file: {:.1} MiB", cp as f64 / 1048576.0);
+    let _ = std::fs::remove_file(&checkpoint);
+    match saved {
+        Some(bytes) => std::fs::write(&projection, bytes)?,
+        None => {
+            let _ = std::fs::remove_file(&projection);
+        }
+    }
     Ok(())
 }
 
@@ -495,7 +534,7 @@ fn cpu_secs() -> f64 {
 }
 
 async fn fill(o: &Opts, data: &Path) -> Result<()> {
-    let (_, key) = apikeys::create(data, "bench", &[Scope::Admin])?;
+    let (_, key) = apikeys::create(data, "bench", &[Scope::Admin], &Issuers::Any)?;
     let svc = Service::start(data)?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
     let t0 = Instant::now();
@@ -509,9 +548,9 @@ async fn fill(o: &Opts, data: &Path) -> Result<()> {
             while b < batches {
                 let events: Vec<Value> = (b * 1000..((b + 1) * 1000).min(n))
                     .map(|i| match i % 10 {
-                        0 | 1 => json!({"kind": "logout", "sid": format!("sess-{i}"), "iss": "https://idp.example", "exp": 4_000_000_000u64}),
-                        2 => json!({"kind": "revoke_subject", "sub": format!("user-{}", i % 10_000), "before": 1_700_000_000u64 + i, "exp": 4_000_000_000u64}),
-                        _ => json!({"kind": "revoke_token", "jti": format!("01HZX{i:020}"), "exp": 4_000_000_000u64}),
+                        0 | 1 => json!({"kind": "logout", "sid": format!("sess-{i}"), "iss": "https://idp.example", "exp": exp()}),
+                        2 => json!({"kind": "revoke_subject", "sub": format!("user-{}", i % 10_000), "before": 1_700_000_000u64 + i, "exp": exp()}),
+                        _ => json!({"kind": "revoke_token", "jti": format!("01HZX{i:020}"), "exp": exp()}),
                     })
                     .collect();
                 h.post(format!("{base}/v1/events")).bearer_auth(&k).json(&json!({"events": events})).send().await?.error_for_status()?;
@@ -579,11 +618,12 @@ fn main() -> Result<()> {
             root.path().display()
         );
         println!("load average at start (other work on the machine): {}", loadavg());
+        println!("service: default configuration, except {}", BENCH_ENV.map(|(k, v)| format!("{k}={v}")).join(" "));
         if o.rebuild_only {
             return rebuild(&o, root.path()).await;
         }
         let data = root.path().join("ingest");
-        let (_, key) = apikeys::create(&data, "bench", &[Scope::Admin])?;
+        let (_, key) = apikeys::create(&data, "bench", &[Scope::Admin], &Issuers::Any)?;
         let svc = Service::start(&data)?;
         let redis_dir = root.path().join("redis");
         std::fs::create_dir_all(&redis_dir)?;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tollgate_revocation::{apikeys, Config, ManualClock, Scope};
+use tollgate_revocation::{apikeys, Config, Issuers, ManualClock, Scope};
 
 use super::harness::{config, eventually, expect_error, Keys, Server, FAR, T0_MS};
 
@@ -67,7 +67,7 @@ async fn auth_and_scopes() {
     assert_eq!(s.post(&keys.admin, "/v1/events", ev.clone()).await.status(), StatusCode::OK);
     assert_eq!(s.get(&keys.admin, "/v1/denylist").await.status(), StatusCode::OK);
     // A key created while the service runs starts working; a revoked one stops.
-    let (_, fresh) = apikeys::create(&s.dir, "late", &[Scope::EventsWrite]).unwrap();
+    let (_, fresh) = apikeys::create(&s.dir, "late", &[Scope::EventsWrite], &Issuers::Any).unwrap();
     eventually(Duration::from_secs(10), || async { s.post(&fresh, "/v1/events", ev.clone()).await.status() == 200 })
         .await;
     apikeys::revoke(&s.dir, "late").unwrap();
@@ -243,7 +243,7 @@ async fn idempotency_keys_return_the_original_sequence_numbers() {
     .await;
     assert_eq!(s.view(&keys.read).await["seq"], 3);
     // Keys are per API key: another key's "k-a" is its own.
-    let (_, w2) = apikeys::create(&s.dir, "origin-2", &[Scope::EventsWrite]).unwrap();
+    let (_, w2) = apikeys::create(&s.dir, "origin-2", &[Scope::EventsWrite], &Issuers::Any).unwrap();
     let mine = json!({"kind": "revoke_token", "jti": "q", "exp": FAR, "idempotency_key": "k-a"});
     eventually(Duration::from_secs(10), || async { s.post(&w2, "/v1/events", mine.clone()).await.status() == 200 })
         .await;
@@ -272,9 +272,17 @@ async fn restart_rebuilds_from_checkpoint_or_full_log_and_prunes_expired() {
     let before = s.view(&keys.read).await;
     let snap_before = s.get(&keys.read, "/v1/denylist").await.bytes().await.unwrap();
     s.stop().await;
-    // Full replay (no checkpoint).
+    // No checkpoint: the denylist projection stands in for the log.
+    let s = Server::start_with(Config { checkpoint_on_shutdown: false, ..config(dir.path()) }, ManualClock::new(T0_MS))
+        .await;
+    assert_eq!((s.checkpoint_at_start, s.replayed_at_start, s.projected_at_start), (None, 0, 51));
+    assert_eq!(s.view(&keys.read).await, before);
+    assert_eq!(s.get(&keys.read, "/v1/denylist").await.bytes().await.unwrap(), snap_before);
+    s.stop().await;
+    // Without the projection either: full replay of the log, the same fold.
+    std::fs::remove_file(dir.path().join("denylist.proj")).unwrap();
     let s = Server::start(dir.path()).await;
-    assert_eq!((s.checkpoint_at_start, s.replayed_at_start), (None, 51));
+    assert_eq!((s.checkpoint_at_start, s.replayed_at_start, s.projected_at_start), (None, 51, 0));
     assert_eq!(s.view(&keys.read).await, before);
     assert_eq!(s.get(&keys.read, "/v1/denylist").await.bytes().await.unwrap(), snap_before);
     // Family state survived: r0 rotates.
@@ -287,9 +295,10 @@ async fn restart_rebuilds_from_checkpoint_or_full_log_and_prunes_expired() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     s.stop().await; // writes a checkpoint at 52
-                    // From the checkpoint, 2 minutes later: the 10 short-lived entries are pruned.
-    let s = Server::start_with(config(dir.path()), ManualClock::new(T0_MS + 120_000)).await;
-    assert_eq!((s.checkpoint_at_start, s.replayed_at_start), (Some(52), 0));
+                    // From the checkpoint, 7 minutes later (past `exp` plus the edges' 5-minute
+                    // leeway): the 10 short-lived entries are pruned.
+    let s = Server::start_with(config(dir.path()), ManualClock::new(T0_MS + 420_000)).await;
+    assert_eq!((s.checkpoint_at_start, s.replayed_at_start, s.projected_at_start), (Some(52), 0, 0));
     let v = s.view(&keys.read).await;
     assert_eq!((v["seq"].as_u64(), v["count"].as_u64()), (Some(52), Some(40)));
     let r = s.post(&keys.write, "/v1/events", json!({"kind": "logout", "sid": "x", "exp": FAR})).await;
@@ -309,6 +318,14 @@ async fn cli_manages_keys_against_a_running_service() {
         .args(["--name", "cli-key", "--scope", "denylist:read,events:write"])
         .output()
         .unwrap();
+    assert!(!out.status.success(), "an events:write key without an issuer scope is refused at creation");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--issuer"));
+    let out = std::process::Command::new(bin)
+        .args(["keys", "create", "--data-dir"])
+        .arg(dir.path())
+        .args(["--name", "cli-key", "--scope", "denylist:read,events:write", "--issuer", "https://idp.example"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(secret.starts_with("tgk_"));
@@ -323,7 +340,12 @@ async fn cli_manages_keys_against_a_running_service() {
     eventually(Duration::from_secs(10), || async { s.get(&secret, "/v1/denylist").await.status() == 401 }).await;
     let out = std::process::Command::new(bin).args(["keys", "list", "--data-dir"]).arg(dir.path()).output().unwrap();
     let listing = String::from_utf8(out.stdout).unwrap();
-    assert!(listing.lines().any(|l| l.contains("cli-key") && l.ends_with("revoked")), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("cli-key") && l.contains("\thttps://idp.example\t") && l.ends_with("revoked")),
+        "{listing}"
+    );
     assert!(!listing.contains(&secret) && !listing.contains(&keys.write));
     let bad = std::process::Command::new(bin)
         .args(["keys", "create", "--data-dir"])
@@ -466,5 +488,55 @@ async fn delta_requests_with_wait_count_against_the_request_bound_until_they_par
     let r = s.post(&keys.write, "/v1/events", json!({"kind": "logout", "sid": "t", "exp": FAR})).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(tokio::time::timeout(Duration::from_secs(10), parked).await.unwrap().unwrap(), StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_torn_or_damaged_projection_is_trusted_only_up_to_its_last_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::create(dir.path());
+    let cfg = || Config { checkpoint_on_shutdown: false, ..config(dir.path()) };
+    let s = Server::start_with(cfg(), ManualClock::new(T0_MS)).await;
+    for round in 0..3 {
+        let events: Vec<Value> = (0..10)
+            .map(|i| json!({"kind": "logout", "sid": format!("s{round}-{i}"), "iss": "https://i", "exp": FAR}))
+            .collect();
+        s.post(&keys.write, "/v1/events", json!({"events": events})).await;
+    }
+    let before = s.view(&keys.read).await;
+    s.stop().await;
+    let proj = dir.path().join("denylist.proj");
+    let whole = std::fs::read(&proj).unwrap();
+    // Each start that cannot use the projection through the head begins it anew and
+    // checkpoints: put the file under test back and drop that checkpoint first.
+    let put = |bytes: &[u8]| {
+        std::fs::write(&proj, bytes).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("checkpoint.bin"));
+    };
+    // The last group torn (a crash mid-write): its 10 events come from the log.
+    put(&whole[..whole.len() - 5]);
+    let s = Server::start_with(cfg(), ManualClock::new(T0_MS)).await;
+    assert_eq!((s.projected_at_start, s.replayed_at_start), (20, 10));
+    assert_eq!(s.view(&keys.read).await, before);
+    s.stop().await;
+    // A flipped byte in the first group: nothing of the file is used.
+    let mut bad = whole.clone();
+    bad[40] ^= 0x20;
+    put(&bad);
+    let s = Server::start_with(cfg(), ManualClock::new(T0_MS)).await;
+    assert_eq!((s.projected_at_start, s.replayed_at_start), (0, 30));
+    assert_eq!(s.view(&keys.read).await, before);
+    s.stop().await;
+    // Another data directory's projection is ignored.
+    let other = tempfile::tempdir().unwrap();
+    let o =
+        Server::start_with(Config { checkpoint_on_shutdown: false, ..config(other.path()) }, ManualClock::new(T0_MS))
+            .await;
+    o.post(&keys.write, "/v1/events", json!({"kind": "revoke_token", "jti": "x", "exp": FAR})).await;
+    o.stop().await;
+    put(&std::fs::read(other.path().join("denylist.proj")).unwrap());
+    let s = Server::start_with(cfg(), ManualClock::new(T0_MS)).await;
+    assert_eq!((s.projected_at_start, s.replayed_at_start), (0, 30));
+    assert_eq!(s.view(&keys.read).await, before);
     s.stop().await;
 }

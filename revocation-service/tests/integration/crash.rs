@@ -14,9 +14,14 @@ use std::time::Duration;
 use rand::Rng;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use tollgate_revocation::{apikeys, Scope};
+use tollgate_revocation::{apikeys, Issuers, Scope};
 
-use super::harness::FAR;
+/// An `exp` a day after the real clock (the binary runs on it), the same for the whole
+/// run (retries must carry the same event).
+fn far() -> u64 {
+    static FAR: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *FAR.get_or_init(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 86_400)
+}
 
 struct Proc {
     child: Child,
@@ -64,7 +69,7 @@ async fn writer(http: Client, base: String, key: String, client: usize, round: u
             .collect();
         let events: Vec<Value> = ids
             .iter()
-            .map(|(k, j)| json!({"kind": "revoke_token", "jti": j, "exp": FAR, "idempotency_key": k}))
+            .map(|(k, j)| json!({"kind": "revoke_token", "jti": j, "exp": far(), "idempotency_key": k}))
             .collect();
         let r = http.post(format!("{base}/v1/events")).bearer_auth(&key).json(&json!({"events": events})).send().await;
         let acked = match r {
@@ -90,7 +95,7 @@ async fn writer(http: Client, base: String, key: String, client: usize, round: u
 async fn chain(http: Client, base: String, key: String, round: usize, start_at: u64, ledger: Arc<Mutex<Ledger>>) {
     for n in start_at.. {
         let body =
-            json!({"sid": "chain", "presented_jti": format!("c{n}"), "next_jti": format!("c{}", n + 1), "exp": FAR});
+            json!({"sid": "chain", "presented_jti": format!("c{n}"), "next_jti": format!("c{}", n + 1), "exp": far()});
         let r = http.post(format!("{base}/v1/refresh/rotate")).bearer_auth(&key).json(&body).send().await;
         match r {
             Ok(r) if r.status() == StatusCode::OK => {
@@ -186,7 +191,7 @@ async fn verify(http: &Client, base: &str, key: &str, ledger: &Mutex<Ledger>) ->
         unacked
     };
     for (k, j) in unacked {
-        let ev = json!({"kind": "revoke_token", "jti": j, "exp": FAR, "idempotency_key": k});
+        let ev = json!({"kind": "revoke_token", "jti": j, "exp": far(), "idempotency_key": k});
         let v: Value = http
             .post(format!("{base}/v1/events"))
             .bearer_auth(key)
@@ -220,7 +225,7 @@ async fn verify(http: &Client, base: &str, key: &str, ledger: &Mutex<Ledger>) ->
 async fn kill_9_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (_, key) = apikeys::create(&data, "crash", &[Scope::Admin]).unwrap();
+    let (_, key) = apikeys::create(&data, "crash", &[Scope::Admin], &Issuers::Any).unwrap();
     let http = Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut chain_at = 0u64;
@@ -228,7 +233,7 @@ async fn kill_9_loses_nothing_acknowledged() {
     for round in 0..=rounds {
         let mut p = start(dir.path());
         if round == 0 {
-            let s = json!({"sid": "chain", "sub": "u", "refresh_jti": "c0", "exp": FAR});
+            let s = json!({"sid": "chain", "sub": "u", "refresh_jti": "c0", "exp": far()});
             let r = http.post(format!("{}/v1/sessions", p.base)).bearer_auth(&key).json(&s).send().await.unwrap();
             assert_eq!(r.status(), StatusCode::CREATED);
         } else {

@@ -10,14 +10,14 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tollgate_core::jwk::P256Key;
 use tollgate_core::wire::DenylistSigner;
-use tollgate_revocation::{apikeys, App, Config, ManualClock, Scope, ServiceError};
+use tollgate_revocation::{apikeys, App, Config, Issuers, ManualClock, Scope, ServiceError};
 
 /// A fixed signing key so tests can check signatures against a key they hold.
 pub const SIGNING_KEY: [u8; 32] = [7; 32];
 /// The manual clock's start: 2026-01-01T00:00:00Z, in ms.
 pub const T0_MS: u64 = 1_767_225_600_000;
-/// `exp` far after T0.
-pub const FAR: u64 = T0_MS / 1000 + 365 * 86_400;
+/// `exp` well after T0, within the default bound of 30 days ahead.
+pub const FAR: u64 = T0_MS / 1000 + 20 * 86_400;
 
 pub struct Keys {
     pub write: String,
@@ -27,11 +27,11 @@ pub struct Keys {
 
 impl Keys {
     pub fn create(dir: &Path) -> Keys {
-        let k = |name: &str, s: Scope| apikeys::create(dir, name, &[s]).unwrap().1;
+        let k = |name: &str, s: Scope, i: Issuers| apikeys::create(dir, name, &[s], &i).unwrap().1;
         Keys {
-            write: k("origin", Scope::EventsWrite),
-            read: k("edge", Scope::DenylistRead),
-            admin: k("ops", Scope::Admin),
+            write: k("origin", Scope::EventsWrite, Issuers::Any),
+            read: k("edge", Scope::DenylistRead, Issuers::None),
+            admin: k("ops", Scope::Admin, Issuers::Any),
         }
     }
 }
@@ -41,6 +41,7 @@ pub struct Server {
     pub dir: PathBuf,
     pub http: Client,
     pub replayed_at_start: u64,
+    pub projected_at_start: u64,
     pub checkpoint_at_start: Option<u64>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), ServiceError>>>,
@@ -51,6 +52,7 @@ pub fn config(dir: &Path) -> Config {
         data_dir: dir.to_path_buf(),
         signing_key: Some(SIGNING_KEY.iter().map(|b| format!("{b:02x}")).collect()),
         shutdown_grace_secs: 5,
+        metrics_require_key: false,
         ..Config::default()
     }
 }
@@ -72,6 +74,7 @@ impl Server {
         let dir = cfg.data_dir.clone();
         let app = App::open_with_clock(cfg, Arc::new(clock)).await.unwrap();
         let (replayed_at_start, checkpoint_at_start) = (app.replayed_at_start(), app.checkpoint_at_start());
+        let projected_at_start = app.projected_at_start();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -83,6 +86,7 @@ impl Server {
             dir,
             http: Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
             replayed_at_start,
+            projected_at_start,
             checkpoint_at_start,
             stop: Some(tx),
             task: Some(task),

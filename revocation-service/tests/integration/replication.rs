@@ -36,7 +36,7 @@ async fn snapshot_plus_deltas_reproduce_the_service_denylist() {
                 0 => json!({"kind": "revoke_token", "jti": format!("j{round}-{i}"), "exp": FAR}),
                 1 => json!({"kind": "logout", "sid": format!("s{round}-{i}"), "iss": "https://idp", "exp": FAR}),
                 2 => {
-                    json!({"kind": "revoke_subject", "sub": format!("u{}", i % 3), "before": 1000 + round, "exp": FAR})
+                    json!({"kind": "revoke_subject", "sub": format!("u{}", i % 3), "before": 1_700_000_000 + round, "exp": FAR})
                 }
                 _ => json!({"kind": "reuse_detected", "sid": format!("f{round}"), "jti": "old", "exp": FAR + round}),
             })
@@ -197,9 +197,11 @@ async fn concurrent_checkpoints_and_compactions_never_leave_an_unusable_data_dir
     let dir = tempfile::tempdir().unwrap();
     let keys = Keys::create(dir.path());
     let clock = ManualClock::new(T0_MS);
-    // Retention may drop any event received before now whose entry has expired; no
-    // shutdown checkpoint, so the restart sees what the admin calls left behind.
-    let cfg = Config { max_token_lifetime_secs: 0, checkpoint_on_shutdown: false, ..config(dir.path()) };
+    // Retention may drop any event received before now whose entry has expired (no
+    // edge leeway here); no shutdown checkpoint, so the restart sees what the admin
+    // calls left behind.
+    let cfg =
+        Config { max_token_lifetime_secs: 0, edge_leeway_secs: 0, checkpoint_on_shutdown: false, ..config(dir.path()) };
     let s = Arc::new(Server::start_with(cfg.clone(), clock.clone()).await);
     // The writer moves the clock on 1 s a round and posts 20 tokens that live 3 s, so
     // the log keeps gaining events that retention drops a few rounds later.
