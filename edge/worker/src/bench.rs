@@ -18,7 +18,8 @@ use web_sys::Response;
 
 use crate::config::CryptoBackend;
 use crate::isolate::Isolate;
-use crate::respond::json_response;
+use crate::platform::now_secs;
+use crate::respond::{json_response, Reply};
 use crate::verify::verify_repeatedly;
 
 #[derive(Deserialize)]
@@ -31,7 +32,7 @@ struct Job {
 /// Runs one measurement job.
 pub async fn handle(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Response {
     if req.method() == "GET" {
-        let (seq, entries) = iso.replica.borrow().status();
+        let (seq, entries) = iso.replica.as_ref().map_or((0, 0), |r| r.status());
         let memory = js_sys::Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
             .ok()
             .and_then(|b| js_sys::Reflect::get(&b, &"byteLength".into()).ok())
@@ -55,8 +56,9 @@ pub async fn handle(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Con
         "webcrypto" => CryptoBackend::WebCrypto,
         _ => return json_response(400, r#"{"error":"bad_backend"}"#, std::iter::empty()),
     };
-    match verify_repeatedly(iso, ctx, &job.token, job.n.min(100_000), backend).await {
+    let Some(set) = iso.keys.current(ctx).await else { return Reply::JwksUnavailable.response() };
+    match verify_repeatedly(&set, &job.token, job.n.min(100_000), backend, now_secs()).await {
         Ok(ok) => json_response(200, &format!(r#"{{"verified":{ok},"n":{}}}"#, job.n), std::iter::empty()),
-        Err(reply) => reply.response(),
+        Err(e) => Reply::Invalid(e.reason()).response(),
     }
 }

@@ -1,4 +1,7 @@
-//! The request path.
+//! The request path: the one place that composes the isolate's stores. A token goes
+//! from [`handle`] through the path and the rules, the verified-token cache
+//! (`token_cache.rs`), the key store (`keys.rs`) and a cold verification (`verify.rs`),
+//! to the denylist replica (`replica.rs`) and the origin (`proxy.rs`).
 //!
 //! ```text
 //! canonical path (none: 400)
@@ -25,17 +28,20 @@ use std::borrow::Cow;
 use std::rc::Rc;
 
 use js_sys::Promise;
+use tollgate_core::cache::Fingerprint;
+use tollgate_core::{Error, Reason};
 use wasm_bindgen::JsValue;
 use web_sys::Response;
 
 use crate::bench;
+use crate::identity::Identity;
 use crate::isolate::{self, Isolate};
 use crate::path::canonical;
 use crate::platform::{describe, log, now_ms};
-use crate::proxy::{bearer_token, extract_token, forward, Identity};
-use crate::replica::{self, Freshness};
+use crate::proxy::{bearer_token, extract_token, forward};
+use crate::replica::Freshness;
 use crate::respond::Reply;
-use crate::verify::verify_token;
+use crate::verify::{kid_is_unknown, verify_cold, Verified};
 
 /// Path of the measurement endpoint (only with `TOLLGATE_BENCH_ENDPOINT = "on"`).
 pub const BENCH_PATH: &str = "/__tollgate/bench";
@@ -112,24 +118,87 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
         return Ok(Reply::MissingToken.response().into());
     };
     let now = (now_ms() / 1000.0) as i64;
-    let (verified, fp) = match verify_token(iso, ctx, token, now).await {
+    let (verified, fp) = match authenticate(iso, ctx, token, now).await {
         Ok(v) => v,
         Err(reply) => return Ok(reply.response().into()),
     };
-    match replica::ensure_fresh(iso, ctx).await {
-        Freshness::Stale { retry_after } => return Ok(Reply::Stale { retry_after }.response().into()),
-        Freshness::Off | Freshness::Fresh | Freshness::FailOpen => {}
-    }
-    if iso.replica.borrow().is_revoked(&verified.claims) {
-        if let Some(fp) = fp {
-            iso.tokens.borrow_mut().remove(&fp);
+    if let Some(replica) = &iso.replica {
+        match replica.ensure_fresh(ctx).await {
+            Freshness::Stale { retry_after } => return Ok(Reply::Stale { retry_after }.response().into()),
+            Freshness::Fresh | Freshness::FailOpen => {}
         }
-        return Ok(Reply::Invalid(tollgate_core::Reason::Revoked).response().into());
+        if replica.is_revoked(&verified.claims) {
+            if let Some(fp) = fp {
+                iso.tokens.borrow_mut().remove(&fp);
+            }
+            return Ok(Reply::Invalid(Reason::Revoked).response().into());
+        }
     }
     if !rules.allows(&verified.claims) {
         return Ok(Reply::Forbidden(rules.wanted()).response().into());
     }
     Ok(proxied(req, &iso.config.origin, path_and_query, &verified.identity))
+}
+
+/// The token half: from the verified-token cache when it was verified before
+/// (re-checking `exp`/`nbf`), else cold with the current key set (after one JWKS
+/// refetch when it names a `kid` no source has). Returns the verification and the
+/// token's cache fingerprint (to drop it from the cache should it turn out revoked;
+/// `None` while the cache is off). The denylist is checked by the caller after this,
+/// on hits and on cold tokens alike, so that an invalid token is a 401 even while the
+/// replica is too stale to trust.
+async fn authenticate(
+    iso: &Isolate,
+    ctx: &worker::Context,
+    token: &str,
+    now: i64,
+) -> Result<(Rc<Verified>, Option<Fingerprint>), Reply> {
+    follow_keys(iso);
+    let fp = iso.tokens.borrow().fingerprint(token);
+    let hit = fp.and_then(|fp| iso.tokens.borrow().get(&fp));
+    if let (Some(hit), Some(fp)) = (hit, fp) {
+        iso.keys.refresh_expired(ctx);
+        return match hit.claims.check_time(&iso.config.policy, now) {
+            Ok(()) => Ok((hit, Some(fp))),
+            Err(e) => {
+                iso.tokens.borrow_mut().remove(&fp);
+                Err(Reply::Invalid(Error::Claims(e).reason()))
+            }
+        };
+    }
+    let crypto = iso.config.crypto;
+    let set = iso.keys.current(ctx).await.ok_or(Reply::JwksUnavailable)?;
+    let verified = match verify_cold(&set, crypto, token, now).await {
+        Err(e) if e.reason() == Reason::UnknownKey && kid_is_unknown(&set, token) => {
+            if iso.keys.refetch_for_unknown_kid().await {
+                let set = iso.keys.current(ctx).await.ok_or(Reply::JwksUnavailable)?;
+                verify_cold(&set, crypto, token, now).await
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    }
+    .map_err(|e| Reply::Invalid(e.reason()))?;
+    let verified = Rc::new(verified);
+    // A verification finished after its key was rotated out is not kept.
+    if let Some(fp) = fp.filter(|_| iso.keys.is_current_key(&verified.key)) {
+        follow_keys(iso);
+        let exp = verified.claims.exp();
+        iso.tokens.borrow_mut().insert(fp, Rc::clone(&verified), exp, now);
+    }
+    Ok((verified, fp))
+}
+
+/// Brings the verified-token cache in step with the key store's current set (drops the
+/// tokens of keys that went away) when the set changed since the cache last looked.
+fn follow_keys(iso: &Isolate) {
+    if iso.tokens.borrow().key_generation() == iso.keys.generation() {
+        return;
+    }
+    if let Some(set) = iso.keys.loaded() {
+        iso.tokens.borrow_mut().follow(&set);
+    }
 }
 
 fn proxied(req: &web_sys::Request, origin: &str, path_and_query: &str, id: &Identity) -> Answer {

@@ -1,7 +1,9 @@
-//! Per-isolate state: the parsed configuration, the key store, the denylist replica
-//! and the verified-token cache (the core's [`TokenCache`], keyed with 16 bytes from
-//! `crypto.getRandomValues` when the isolate is built, inside its first request). Built at the first request and kept for the life of
-//! the isolate (one thread, so `Rc` and `RefCell`; no borrow is held across `.await`).
+//! Per-isolate state: the parsed configuration and the three stores the request path
+//! composes: the key store, the denylist replica (when revocation is configured) and
+//! the verified-token cache (keyed with 16 bytes from `crypto.getRandomValues` when the
+//! isolate is built, inside its first request). Built at the first request and kept for
+//! the life of the isolate (one thread, so `Rc` and `RefCell`; no borrow is held across
+//! `.await`). Each store works on its own state; none of them knows this one.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,10 +15,9 @@ use crate::config::{Config, ALL_VARS};
 use crate::error::ConfigError;
 use crate::keys::KeyStore;
 use crate::platform::{describe, log, random_key};
+use crate::replica::source::HttpSource;
 use crate::replica::Replica;
-use tollgate_core::TokenCache;
-
-use crate::verify::Verified;
+use crate::token_cache::VerifiedTokens;
 
 /// Everything an isolate keeps between requests.
 #[derive(Debug)]
@@ -24,11 +25,11 @@ pub struct Isolate {
     /// The validated configuration.
     pub config: Config,
     /// Trusted keys.
-    pub keys: RefCell<KeyStore>,
-    /// The denylist replica.
-    pub replica: RefCell<Replica>,
+    pub keys: Rc<KeyStore>,
+    /// The denylist replica, when a revocation service is configured.
+    pub replica: Option<Rc<Replica<HttpSource>>>,
     /// Verified tokens.
-    pub tokens: RefCell<TokenCache<Rc<Verified>>>,
+    pub tokens: RefCell<VerifiedTokens>,
 }
 
 thread_local! {
@@ -43,26 +44,40 @@ pub fn get(env: &worker::Env) -> Result<Rc<Isolate>, ConfigError> {
     }
     let built = Config::from_vars(&|name| read_var(env, name)).map(|config| {
         log(&format!("tollgate: configured: {}", config.summary()));
-        let mut tokens = TokenCache::new(config.token_cache_size);
-        match random_key() {
-            Ok(key) => {
-                tokens.set_key(&key);
-            }
-            // Unkeyed, the cache holds nothing: every token is verified in full.
-            Err(e) => log(&format!("tollgate: no random key for the token cache ({}); cache off", describe(&e))),
-        }
-        Rc::new(Isolate {
-            keys: RefCell::new(KeyStore::new(&config)),
-            replica: RefCell::new(Replica::default()),
-            tokens: RefCell::new(tokens),
-            config,
-        })
+        Rc::new(build(config))
     });
     if let Err(e) = &built {
         log(&format!("tollgate: configuration error: {e}"));
     }
     ISOLATE.with(|s| *s.borrow_mut() = Some(built.clone()));
     built
+}
+
+fn build(config: Config) -> Isolate {
+    let key = match random_key() {
+        Ok(key) => Some(key),
+        // Unkeyed, the cache holds nothing: every token is verified in full.
+        Err(e) => {
+            log(&format!("tollgate: no random key for the token cache ({}); cache off", describe(&e)));
+            None
+        }
+    };
+    let keys = KeyStore::new(
+        config.sources.clone(),
+        config.inline_jwks.as_ref(),
+        config.policy.clone(),
+        config.jwks_cooldown_seconds,
+    );
+    let replica = config
+        .revocation
+        .as_ref()
+        .map(|rev| Rc::new(Replica::new(HttpSource::new(rev.url.clone(), rev.token.clone()), rev)));
+    Isolate {
+        keys: Rc::new(keys),
+        replica,
+        tokens: RefCell::new(VerifiedTokens::new(config.token_cache_size, key)),
+        config,
+    }
 }
 
 /// A variable or secret as a string: strings as they are, TOML arrays/tables/numbers

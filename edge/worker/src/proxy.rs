@@ -14,39 +14,8 @@ use js_sys::Promise;
 use wasm_bindgen::JsValue;
 use web_sys::Request;
 
-use tollgate_core::Claims;
-
+use crate::identity::Identity;
 use crate::respond::Reply;
-
-/// The identity headers' values for the origin (`None` when absent), kept with the
-/// verified token in the verified-token cache. Kept as Rust strings, in wasm memory,
-/// and made into JavaScript strings per request: measured on workerd, holding three
-/// JavaScript strings per cached token (10,000 tokens: 30,000 entries in wasm-bindgen's
-/// reference table, which the garbage collector walks) cost more than making them anew
-/// (A/B, new token per request: +9% req/s without them; hot token: +6%).
-#[derive(Debug)]
-pub struct Identity {
-    /// `X-Tollgate-Sub`.
-    pub sub: Option<String>,
-    /// `X-Tollgate-Sid`.
-    pub sid: Option<String>,
-    /// `X-Tollgate-Claims`.
-    pub claims: Option<String>,
-}
-
-impl Identity {
-    /// No identity (routes with `auth: none`).
-    pub fn none() -> Identity {
-        Identity { sub: None, sid: None, claims: None }
-    }
-
-    /// The headers for verified claims: `sub` and `sid` made header-safe, and the
-    /// claims header (base64url already).
-    pub fn of(claims: &Claims, claims_header: &str) -> Identity {
-        let safe = |v: Option<&str>| v.map(|v| header_safe(v).into_owned());
-        Identity { sub: safe(claims.sub()), sid: safe(claims.sid()), claims: Some(claims_header.to_owned()) }
-    }
-}
 
 /// Forwards `incoming` to `origin` + `path_and_query` with its headers, less `Host` and
 /// any `X-Tollgate-*`, plus the identity headers. Returns the promise of the origin's
@@ -125,22 +94,6 @@ extern "C" {
     ) -> Result<Promise, JsValue>;
 }
 
-/// A header value: printable ASCII kept, everything else (and `%`) percent-encoded.
-pub fn header_safe(v: &str) -> std::borrow::Cow<'_, str> {
-    if v.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'%') {
-        return std::borrow::Cow::Borrowed(v);
-    }
-    let mut out = String::with_capacity(v.len() + 8);
-    for b in v.bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// The token from `Authorization: Bearer` first, then from the named cookie.
 pub fn extract_token<'a>(
     authorization: Option<&'a str>,
@@ -198,12 +151,5 @@ mod tests {
         }
         assert_eq!(bearer_token(Some("Bearer \u{e9}")), Some("\u{e9}"));
         assert_eq!(extract_token(Some("Bearer\u{e9}x"), Some("access_token=c"), "access_token"), Some("c"));
-    }
-
-    #[test]
-    fn header_values_are_safe() {
-        assert_eq!(header_safe("alice@example.test"), "alice@example.test");
-        assert_eq!(header_safe("김철수"), "%EA%B9%80%EC%B2%A0%EC%88%98");
-        assert_eq!(header_safe("a\r\nb%"), "a%0D%0Ab%25");
     }
 }
