@@ -11,6 +11,7 @@ use std::rc::Rc;
 use js_sys::{Reflect, JSON};
 use wasm_bindgen::JsValue;
 
+use crate::assertion::Asserter;
 use crate::config::{Config, ALL_VARS};
 use crate::error::ConfigError;
 use crate::keys::KeyStore;
@@ -30,6 +31,8 @@ pub struct Isolate {
     pub replica: Option<Rc<Replica<HttpSource>>>,
     /// Verified tokens.
     pub tokens: RefCell<VerifiedTokens>,
+    /// Makes `X-Tollgate-Assertion`.
+    pub asserter: Asserter,
 }
 
 thread_local! {
@@ -42,9 +45,9 @@ pub fn get(env: &worker::Env) -> Result<Rc<Isolate>, ConfigError> {
     if let Some(done) = ISOLATE.with(|s| s.borrow().clone()) {
         return done;
     }
-    let built = Config::from_vars(&|name| read_var(env, name)).map(|config| {
+    let built = Config::from_vars(&|name| read_var(env, name)).and_then(|config| {
         log(&format!("tollgate: configured: {}", config.summary()));
-        Rc::new(build(config))
+        build(config).map(Rc::new)
     });
     if let Err(e) = &built {
         log(&format!("tollgate: configuration error: {e}"));
@@ -53,7 +56,7 @@ pub fn get(env: &worker::Env) -> Result<Rc<Isolate>, ConfigError> {
     built
 }
 
-fn build(config: Config) -> Isolate {
+fn build(config: Config) -> Result<Isolate, ConfigError> {
     let key = match random_key() {
         Ok(key) => Some(key),
         // Unkeyed, the cache holds nothing: every token is verified in full.
@@ -62,22 +65,22 @@ fn build(config: Config) -> Isolate {
             None
         }
     };
-    let keys = KeyStore::new(
-        config.sources.clone(),
-        config.inline_jwks.as_ref(),
-        config.policy.clone(),
-        config.jwks_cooldown_seconds,
-    );
+    // Request ids need a key of their own; without randomness the Worker does not start.
+    let id_key = random_key().map_err(|e| {
+        ConfigError::Invalid("crypto.getRandomValues", format!("no random key for request ids: {}", describe(&e)))
+    })?;
+    let keys = KeyStore::new(config.sources.clone(), config.policy.clone(), config.jwks_cooldown_seconds);
     let replica = config
         .revocation
         .as_ref()
         .map(|rev| Rc::new(Replica::new(HttpSource::new(rev.url.clone(), rev.token.clone()), rev)));
-    Isolate {
+    Ok(Isolate {
         keys: Rc::new(keys),
         replica,
         tokens: RefCell::new(VerifiedTokens::new(config.token_cache_size, key)),
+        asserter: Asserter::new(&config, id_key),
         config,
-    }
+    })
 }
 
 /// A variable or secret as a string: strings as they are, TOML arrays/tables/numbers

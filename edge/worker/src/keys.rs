@@ -28,7 +28,7 @@ use tollgate_core::jwk::MAX_JWKS_BYTES;
 use tollgate_core::{Jwk, Jwks, KeyMaterial, Policy, Verifier};
 use web_sys::CryptoKey;
 
-use crate::config::KeySource;
+use crate::config::{KeySource, Keys};
 use crate::error::FetchError;
 use crate::platform::{fetch_all, get_request, log, now_ms, sleep};
 
@@ -42,6 +42,9 @@ const RETRY_AFTER_FAILURE_MS: f64 = 10_000.0;
 const WAIT_FOR_OTHER_MS: f64 = 6_000.0;
 /// SHA-256 identity of a verifying key (see [`key_fingerprint`]).
 pub type KeyFingerprint = [u8; 32];
+
+/// Same-host redirects a JWKS fetch follows.
+const MAX_REDIRECTS: u32 = 3;
 
 /// Header recording when a document entered the Cache API (ms since the epoch).
 const FETCHED_AT: &str = "x-tollgate-fetched-at";
@@ -58,7 +61,7 @@ pub struct KeySet {
 #[derive(Debug)]
 struct KeyMeta {
     fingerprint: KeyFingerprint,
-    issuers: Option<Vec<String>>,
+    issuers: Rc<[String]>,
     crypto_key: RefCell<Option<CryptoKey>>,
 }
 
@@ -68,13 +71,10 @@ impl KeySet {
         self.meta.get(index).map_or([0; 32], |m| m.fingerprint)
     }
 
-    /// Whether the key at `index` may vouch for a token with this issuer (preset keys
-    /// are bound to their provider's issuers).
+    /// Whether the key at `index` may vouch for a token with this issuer: every key is
+    /// bound to its source's issuers, so a key never verifies another issuer's token.
     pub fn issuer_allowed(&self, index: usize, iss: Option<&str>) -> bool {
-        match self.meta.get(index).and_then(|m| m.issuers.as_ref()) {
-            None => true,
-            Some(list) => iss.is_some_and(|i| list.iter().any(|x| x == i)),
-        }
+        self.meta.get(index).is_some_and(|m| iss.is_some_and(|i| m.issuers.iter().any(|x| x == i)))
     }
 
     /// The imported WebCrypto key for `index`, if imported already.
@@ -113,7 +113,7 @@ struct Source {
 /// it starts; no borrow of its state is held across an `.await`.
 #[derive(Debug)]
 pub struct KeyStore {
-    sources: Vec<KeySource>,
+    sources: Vec<(Keys, Rc<[String]>)>,
     policy: Policy,
     kid_cooldown_ms: f64,
     state: RefCell<State>,
@@ -128,21 +128,20 @@ struct State {
 }
 
 impl KeyStore {
-    /// A store for `sources` (an inline source's keys are `inline`, loaded at once),
-    /// verifying under `policy`, refetching for unknown `kid`s at most once per
-    /// `kid_cooldown_seconds`.
-    pub fn new(sources: Vec<KeySource>, inline: Option<&Jwks>, policy: Policy, kid_cooldown_seconds: u64) -> KeyStore {
+    /// A store for `sources` (inline keys are loaded at once), verifying under `policy`,
+    /// refetching for unknown `kid`s at most once per `kid_cooldown_seconds`.
+    pub fn new(sources: Vec<KeySource>, policy: Policy, kid_cooldown_seconds: u64) -> KeyStore {
         let state = sources
             .iter()
-            .map(|s| match s {
-                KeySource::Inline => {
-                    Source { keys: inline.map(|j| j.keys().to_vec()), expires_ms: f64::INFINITY, fetching_since: None }
+            .map(|s| match &s.keys {
+                Keys::Inline(jwks) => {
+                    Source { keys: Some(jwks.keys().to_vec()), expires_ms: f64::INFINITY, fetching_since: None }
                 }
-                KeySource::Url { .. } => Source::default(),
+                Keys::Url(_) => Source::default(),
             })
             .collect();
         KeyStore {
-            sources,
+            sources: sources.into_iter().map(|s| (s.keys, Rc::from(s.issuers))).collect(),
             policy,
             kid_cooldown_ms: kid_cooldown_seconds as f64 * 1000.0,
             state: RefCell::new(State {
@@ -231,8 +230,7 @@ impl KeyStore {
             }
             st.last_kid_refetch_ms = now;
         }
-        let urls: Vec<usize> =
-            (0..self.sources.len()).filter(|&i| matches!(self.sources[i], KeySource::Url { .. })).collect();
+        let urls: Vec<usize> = (0..self.sources.len()).filter(|&i| matches!(self.sources[i].0, Keys::Url(_))).collect();
         if urls.is_empty() {
             return false;
         }
@@ -273,7 +271,7 @@ impl KeyStore {
 
     /// Fetches one URL source and records the outcome (clears its in-flight flag).
     async fn refresh_source(&self, i: usize, use_cache: bool) {
-        let KeySource::Url { url, .. } = &self.sources[i] else {
+        let (Keys::Url(url), _) = &self.sources[i] else {
             self.state.borrow_mut().sources[i].fetching_since = None;
             return;
         };
@@ -301,24 +299,20 @@ impl KeyStore {
         let mut st = self.state.borrow_mut();
         let mut keys = Vec::new();
         let mut meta = Vec::new();
-        for (source, state) in self.sources.iter().zip(&st.sources) {
-            let issuers = match source {
-                KeySource::Url { issuers, .. } => issuers.clone(),
-                KeySource::Inline => None,
-            };
+        for ((_, issuers), state) in self.sources.iter().zip(&st.sources) {
             for k in state.keys.iter().flatten() {
                 let fingerprint = key_fingerprint(k);
                 let reused = st.current.as_ref().and_then(|c| {
                     c.meta.iter().find(|m| m.fingerprint == fingerprint).and_then(|m| m.crypto_key.borrow().clone())
                 });
-                meta.push(KeyMeta { fingerprint, issuers: issuers.clone(), crypto_key: RefCell::new(reused) });
+                meta.push(KeyMeta { fingerprint, issuers: Rc::clone(issuers), crypto_key: RefCell::new(reused) });
                 keys.push(k.clone());
             }
         }
-        let old: Option<Vec<(KeyFingerprint, Option<Vec<String>>)>> =
-            st.current.as_ref().map(|c| c.meta.iter().map(|m| (m.fingerprint, m.issuers.clone())).collect());
-        let new: Vec<(KeyFingerprint, Option<Vec<String>>)> =
-            meta.iter().map(|m| (m.fingerprint, m.issuers.clone())).collect();
+        let old: Option<Vec<(KeyFingerprint, Rc<[String]>)>> =
+            st.current.as_ref().map(|c| c.meta.iter().map(|m| (m.fingerprint, Rc::clone(&m.issuers))).collect());
+        let new: Vec<(KeyFingerprint, Rc<[String]>)> =
+            meta.iter().map(|m| (m.fingerprint, Rc::clone(&m.issuers))).collect();
         if old.as_ref() == Some(&new) || (old.is_none() && new.is_empty()) {
             return; // unchanged, or nothing loaded yet (requests answer 503 jwks_unavailable)
         }
@@ -371,8 +365,23 @@ async fn fetch_jwks(url: &str, use_cache: bool) -> Result<(Vec<Jwk>, f64), Fetch
             return Ok(hit);
         }
     }
-    let req = get_request(url, &[("accept", "application/json")])?;
-    let got = fetch_all(&req, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES).await?;
+    let mut at = url.to_owned();
+    let mut hops = 0;
+    let got = loop {
+        let req = get_request(&at, &[("accept", "application/json")])?;
+        let got = fetch_all(&req, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES).await?;
+        if !matches!(got.status, 301 | 302 | 303 | 307 | 308) {
+            break got;
+        }
+        // Redirects are followed only within the same scheme, host and port, a few times.
+        let location = got.headers.get("location").ok().flatten().unwrap_or_default();
+        let next = resolve(&at, &location).ok_or_else(|| FetchError::Body(format!("redirect to {location:?}")))?;
+        if origin_of(&next) != origin_of(&at) || hops == MAX_REDIRECTS {
+            return Err(FetchError::Redirect(next));
+        }
+        hops += 1;
+        at = next;
+    };
     if got.status != 200 {
         return Err(FetchError::Status(got.status));
     }
@@ -383,6 +392,28 @@ async fn fetch_jwks(url: &str, use_cache: bool) -> Result<(Vec<Jwk>, f64), Fetch
         cache_put(url, &got.body, max_age).await;
     }
     Ok((jwks.keys().to_vec(), max_age.max(1.0)))
+}
+
+/// `scheme://host[:port]` of an absolute URL, lower-cased.
+fn origin_of(url: &str) -> String {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after..].find(['/', '?', '#']).map_or(url.len(), |i| after + i);
+    url[..end].to_ascii_lowercase()
+}
+
+/// `location` resolved against `base`: absolute URLs as they are, `//host/...` with
+/// the base's scheme, `/path` on the base's origin; `None` for anything else.
+fn resolve(base: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    if location.starts_with("https://") || location.starts_with("http://") {
+        Some(location.to_owned())
+    } else if let Some(rest) = location.strip_prefix("//") {
+        Some(format!("{}//{rest}", &base[..base.find("//")?]))
+    } else if location.starts_with('/') {
+        Some(format!("{}{location}", origin_of(base)))
+    } else {
+        None
+    }
 }
 
 /// Seconds a document stays fresh under its `Cache-Control` (`no-store`/`no-cache` → 0;
@@ -447,6 +478,18 @@ mod tests {
         assert_eq!(freshness_seconds("no-store"), 0.0);
         assert_eq!(freshness_seconds("max-age=99999999"), 86_400.0);
         assert_eq!(freshness_seconds("max-age=junk"), DEFAULT_MAX_AGE);
+    }
+
+    #[test]
+    fn redirects_resolve_and_keep_their_origin() {
+        let base = "http://127.0.0.1:9/a/jwks.json";
+        assert_eq!(resolve(base, "/b.json").as_deref(), Some("http://127.0.0.1:9/b.json"));
+        assert_eq!(resolve(base, "//evil.test/k").as_deref(), Some("http://evil.test/k"));
+        assert_eq!(resolve(base, "https://evil.test/k").as_deref(), Some("https://evil.test/k"));
+        assert_eq!(resolve(base, "relative.json"), None);
+        assert_eq!(origin_of(base), "http://127.0.0.1:9");
+        assert_eq!(origin_of("HTTP://LocalHost:9?x"), "http://localhost:9");
+        assert_ne!(origin_of("http://localhost:9/x"), origin_of(base));
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //!   cooldown.
 //! - [`replica`]: the denylist replica (snapshot, long-polled signed deltas, staleness)
 //!   over a [`replica::source::Source`].
+//! - [`assertion`]: `X-Tollgate-Assertion`, by which the origin knows a request came
+//!   through the Worker.
 //! - [`proxy`], [`identity`], [`respond`]: forwarding, the identity headers, and the
 //!   Worker's own answers.
 //! - [`config`]: `wrangler.toml` variables; [`platform`]: the runtime's clock, timers
@@ -28,6 +30,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assertion;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 mod entry;

@@ -24,9 +24,20 @@ pub struct Verified {
     pub identity: Identity,
 }
 
+/// `typ` of a refresh token (`docs/tokens.md`): never an access token at the edge.
+pub const REFRESH_TYP: &str = "refresh+jwt";
+
 /// Verifies a token with `set`: the core's pipeline with the `crypto` backend for the
-/// signature, then the preset issuer binding of the key that verified.
-pub async fn verify_cold(set: &KeySet, crypto: CryptoBackend, token: &str, now: i64) -> Result<Verified, Error> {
+/// signature, then the issuer binding of the key that verified (a key never vouches for
+/// another issuer's token) and, when `refuse_refresh_typ`, the refusal of a refresh
+/// token's `typ`.
+pub async fn verify_cold(
+    set: &KeySet,
+    crypto: CryptoBackend,
+    refuse_refresh_typ: bool,
+    token: &str,
+    now: i64,
+) -> Result<Verified, Error> {
     let pending = set.verifier.begin(token)?;
     let index = match crypto {
         CryptoBackend::Rust => pending.check_signature(&RustCrypto),
@@ -42,10 +53,21 @@ pub async fn verify_cold(set: &KeySet, crypto: CryptoBackend, token: &str, now: 
     if !set.issuer_allowed(v.key_index, v.claims.iss()) {
         return Err(Error::Claims(tollgate_core::error::ClaimsError::Issuer));
     }
+    if refuse_refresh_typ && v.header.typ.as_deref().is_some_and(is_refresh_typ) {
+        return Err(Error::Header(tollgate_core::error::HeaderError::Type));
+    }
     // X-Tollgate-Claims is the token's own payload segment: the claims' JSON exactly as
     // signed, already base64url (the core accepts only canonical, unpadded base64url).
     let identity = Identity::of(&v.claims, token.split('.').nth(1).unwrap_or_default());
     Ok(Verified { key: set.fingerprint(v.key_index), identity, claims: v.claims })
+}
+
+/// Whether a header `typ` is a refresh token's (case and an `application/` prefix
+/// ignored, as the core compares `typ`).
+pub fn is_refresh_typ(typ: &str) -> bool {
+    let t = typ.as_bytes();
+    let t = if t.len() >= 12 && t[..12].eq_ignore_ascii_case(b"application/") { &t[12..] } else { t };
+    t.eq_ignore_ascii_case(REFRESH_TYP.as_bytes())
 }
 
 /// Whether the token names a `kid` the set does not have (or names none): only then
@@ -78,4 +100,19 @@ pub async fn verify_repeatedly(
         }
     }
     Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_typ_spellings() {
+        for t in ["refresh+jwt", "Refresh+JWT", "application/refresh+jwt"] {
+            assert!(is_refresh_typ(t), "{t}");
+        }
+        for t in ["at+jwt", "JWT", "application/at+jwt", "refresh", ""] {
+            assert!(!is_refresh_typ(t), "{t}");
+        }
+    }
 }
