@@ -109,7 +109,7 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
     let rules = iso.config.routes.find(method, path);
     let now = (now_ms() / 1000.0) as i64;
     if rules.open() {
-        return Ok(proxied(iso, req, method, path_and_query, &Identity::none(), now, true).await);
+        return Ok(proxied(iso, req, method, path_and_query, &iso.no_identity, now, true).await);
     }
     let token = match credential(authorization, cookie, &iso.config.cookie_name) {
         Ok(Some(token)) => token,

@@ -14,6 +14,7 @@ use wasm_bindgen::JsValue;
 use crate::assertion::Asserter;
 use crate::config::{Config, ALL_VARS};
 use crate::error::ConfigError;
+use crate::identity::Identity;
 use crate::keys::KeyStore;
 use crate::platform::{describe, log, random_key};
 use crate::replica::source::HttpSource;
@@ -33,6 +34,8 @@ pub struct Isolate {
     pub tokens: RefCell<VerifiedTokens>,
     /// Makes `X-Tollgate-Assertion`.
     pub asserter: Asserter,
+    /// The identity of requests on `auth: none` routes (the same for all).
+    pub no_identity: Identity,
 }
 
 thread_local! {
@@ -79,6 +82,7 @@ fn build(config: Config) -> Result<Isolate, ConfigError> {
         replica,
         tokens: RefCell::new(VerifiedTokens::new(config.token_cache_size, key)),
         asserter: Asserter::new(&config, id_key),
+        no_identity: Identity::none(),
         config,
     })
 }

@@ -110,6 +110,9 @@ impl Rule {
 
     /// Whether verified claims satisfy the rule's role and scope requirements.
     pub fn allows(&self, claims: &Claims) -> bool {
+        if !self.demands() {
+            return true; // nothing to collect
+        }
         let roles = roles(claims);
         let scopes = scopes(claims);
         let any = |need: &[String], have: &[&str]| need.is_empty() || need.iter().any(|n| have.contains(&n.as_str()));
@@ -118,6 +121,14 @@ impl Rule {
             && all(&self.roles_all, &roles)
             && any(&self.scopes_any, &scopes)
             && all(&self.scopes_all, &scopes)
+    }
+
+    /// Whether the rule asks for any role or scope.
+    fn demands(&self) -> bool {
+        !(self.roles_any.is_empty()
+            && self.roles_all.is_empty()
+            && self.scopes_any.is_empty()
+            && self.scopes_all.is_empty())
     }
 
     /// The scopes or roles the rule asks for, for `WWW-Authenticate`'s `scope`.
@@ -142,11 +153,7 @@ impl Routes {
                 return Err(format!("path {:?}: * is allowed only at the end", r.path));
             }
             check_rule_path(&r.path)?;
-            let demands = !(r.roles_any.is_empty()
-                && r.roles_all.is_empty()
-                && r.scopes_any.is_empty()
-                && r.scopes_all.is_empty());
-            if r.auth == Auth::None && demands {
+            if r.auth == Auth::None && r.demands() {
                 return Err(format!("path {:?}: auth none cannot require roles or scopes", r.path));
             }
         }
