@@ -55,13 +55,29 @@ say "1. revocation service up" "$svc (denylist key kid $(sed -E 's/.*"kid":"([^"
 # 2. An issuer key, a small origin that echoes the identity it receives, and the Worker.
 "$bin" keygen es256 --out "$work/issuer" >/dev/null
 origin_port=$(free_port)
+# The origin checks the Worker's X-Tollgate-Assertion (HS256, docs/origin-assertion.md)
+# with the shared secret before it believes the identity headers.
+origin_secret=$("$NODE22" -e 'console.log(require("crypto").randomBytes(32).toString("base64url"))')
 cat >"$work/origin.js" <<'EOF'
+const crypto = require('crypto');
+const secret = process.env.ORIGIN_SECRET;
+function assertion(req) {
+  const jws = req.headers['x-tollgate-assertion'];
+  if (!jws) return 'missing';
+  const [h, p, s] = jws.split('.');
+  const mac = crypto.createHmac('sha256', secret).update(`${h}.${p}`).digest();
+  const sig = Buffer.from(s ?? '', 'base64url');
+  if (sig.length !== mac.length || !crypto.timingSafeEqual(sig, mac)) return 'bad_signature';
+  const claims = JSON.parse(Buffer.from(p, 'base64url'));
+  if (claims.exp < Date.now() / 1000 - 5 || claims.method !== req.method || claims.target !== req.url) return 'does_not_match';
+  return 'valid';
+}
 require('http').createServer((req, res) => {
   res.setHeader('content-type', 'application/json');
-  res.end(JSON.stringify({ path: req.url, sub: req.headers['x-tollgate-sub'] ?? null, sid: req.headers['x-tollgate-sid'] ?? null }));
+  res.end(JSON.stringify({ path: req.url, sub: req.headers['x-tollgate-sub'] ?? null, sid: req.headers['x-tollgate-sid'] ?? null, assertion: assertion(req) }));
 }).listen(+process.argv[2], '127.0.0.1');
 EOF
-spawn "$work/origin.log" "$NODE22" "$work/origin.js" "$origin_port"
+spawn "$work/origin.log" env ORIGIN_SECRET="$origin_secret" "$NODE22" "$work/origin.js" "$origin_port"
 worker_port=$(free_port)
 worker="http://127.0.0.1:$worker_port"
 spawn "$work/wrangler.log" env CI=true NO_COLOR=1 "$NODE22" "$WRANGLER_JS" dev -c "$root/wrangler.toml" \
@@ -71,7 +87,7 @@ spawn "$work/wrangler.log" env CI=true NO_COLOR=1 "$NODE22" "$WRANGLER_JS" dev -
   --var "TOLLGATE_JWKS_URLS:" --var "TOLLGATE_JWKS:$(tr -d '\n ' <"$work/issuer.jwks.json")" \
   --var "TOLLGATE_ISSUERS:[\"https://issuer.test\"]" --var "TOLLGATE_AUDIENCES:[\"https://api.test\"]" \
   --var "TOLLGATE_REVOCATION_URL:$svc" --var "TOLLGATE_REVOCATION_TOKEN:$read_key" \
-  --var "TOLLGATE_DENYLIST_KEY:$denylist_key"
+  --var "TOLLGATE_DENYLIST_KEY:$denylist_key" --var "TOLLGATE_ORIGIN_SECRET:$origin_secret"
 wait_for 90 curl -sf "$worker/public/health"
 say "2. worker up (wrangler dev, workerd)" "$worker → origin http://127.0.0.1:$origin_port"
 

@@ -21,6 +21,7 @@ cargo fmt --all -- --check
 step "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p tollgate-core --all-targets --features ring -- -D warnings
+cargo clippy -p tollgate-edge --all-targets --features bench -- -D warnings
 
 step "cargo test (workspace)"
 cargo test --workspace

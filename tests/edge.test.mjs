@@ -10,13 +10,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 
 import * as jose from 'jose';
 
 import { stopAll, waitFor } from './lib/procs.mjs';
 import { startOrigin, startJwksHost, startServiceProxy } from './lib/servers.mjs';
-import { startRevocation, startWorker, need, logDir, ROOT } from './lib/stack.mjs';
+import { startRevocation, startWorker, need, logDir, ROOT, BENCH_BUILD } from './lib/stack.mjs';
 
 const ISS = 'https://issuer.test';
 const AUD = 'https://api.test';
@@ -24,11 +24,17 @@ const GOOGLE_AUD = '1234-tollgate.apps.googleusercontent.com';
 const KAKAO_AUD = 'kakao-rest-api-key';
 const MAX_STALENESS = 3;
 const COOLDOWN = 5;
+// TOLLGATE_ORIGIN_SECRET of every Worker here but the ES256 and the `none` ones.
+const SECRET = `e2e-origin-secret-${randomUUID()}`;
+const ASSERTION_ISS = 'tollgate-edge';
 
 let origin;
 let jwks;
 let svc;
 let worker;
+let benchWorker; // the same configuration on the measurement build (bench endpoint compiled in)
+/** Keys the origin checks assertions with, by `kid`: {key, alg}. */
+const assertionKeys = {};
 const keys = {};
 let cliKeyPem;
 
@@ -52,11 +58,16 @@ async function mint(key, claims = {}, header = {}) {
     .sign(key.privateKey);
 }
 
-function call(pathname, { token, headers = {}, cookie, method = 'GET', body } = {}) {
+function callOn(w, pathname, { token, headers = {}, cookie, method = 'GET', body } = {}) {
   const h = { ...headers };
   if (token) h.authorization = `Bearer ${token}`;
   if (cookie) h.cookie = cookie;
-  return fetch(`${worker.url}${pathname}`, { method, headers: h, body });
+  return fetch(`${w.url}${pathname}`, { method, headers: h, body });
+}
+
+/** A request to the main Worker (the shipped build). */
+function call(pathname, opts) {
+  return callOn(worker, pathname, opts);
 }
 
 /** The last request the origin saw for `pathname` (unique paths keep tests apart). */
@@ -64,9 +75,9 @@ function seenAt(pathname) {
   return origin.seen.filter((r) => r.url === pathname).at(-1);
 }
 
-/** Tokens in the Worker's verified-token cache (GET /__tollgate/bench). */
+/** Tokens in the measurement-build Worker's verified-token cache (GET /__tollgate/bench). */
 async function cachedTokens() {
-  const r = await fetch(`${worker.url}/__tollgate/bench`);
+  const r = await fetch(`${benchWorker.url}/__tollgate/bench`);
   assert.equal(r.status, 200);
   return (await r.json()).cached_tokens;
 }
@@ -107,7 +118,8 @@ before(async () => {
 
   svc = await startRevocation();
   svc.publicJwkText = await svc.publicJwk();
-  worker = await startWorker({
+  assertionKeys[hs256Kid(SECRET)] = { key: new TextEncoder().encode(SECRET), alg: 'HS256' };
+  const mainVars = {
     TOLLGATE_ORIGIN: origin.url,
     TOLLGATE_JWKS_URLS: JSON.stringify([jwks.url('/primary.json'), jwks.url('/rotating.json'), 'google', 'kakao']),
     TOLLGATE_PRESET_JWKS_URLS: JSON.stringify({ google: jwks.url('/google.json'), kakao: jwks.url('/kakao.json') }),
@@ -118,15 +130,62 @@ before(async () => {
     TOLLGATE_DENYLIST_KEY: await svc.publicJwk(),
     TOLLGATE_MAX_STALENESS_SECONDS: String(MAX_STALENESS),
     TOLLGATE_JWKS_COOLDOWN_SECONDS: String(COOLDOWN),
-    TOLLGATE_BENCH_ENDPOINT: 'on', // GET /__tollgate/bench: the cached-token count
+    TOLLGATE_ORIGIN_SECRET: SECRET,
+    // GET /__tollgate/bench: the cached-token count, in the measurement build only.
+    TOLLGATE_BENCH_ENDPOINT: 'on',
     TOLLGATE_ROUTES: JSON.stringify([
       { path: '/public/*', auth: 'none' },
+      { path: '/files/*', methods: ['GET'], auth: 'none' },
+      { path: '/staff/*', methods: ['GET'], roles_any: ['staff'] },
       { path: '/admin/*', roles_any: ['admin'] },
       { path: '/reports/*', methods: ['POST'], scopes_all: ['reports:read', 'reports:write'] },
       { path: '/*', auth: 'required' },
     ]),
-  });
+  };
+  [worker, benchWorker] = await Promise.all([
+    startWorker(mainVars),
+    startWorker(mainVars, { script: BENCH_BUILD, logName: 'bench-build' }),
+  ]);
 });
+
+/** The HS256 assertion `kid` of a secret (docs/origin-assertion.md). */
+function hs256Kid(secret) {
+  return createHash('sha256').update(`tollgate-assertion-kid:${secret}`).digest('base64url').slice(0, 16);
+}
+
+/** The assertion's `hdr` for the headers an origin received. */
+function hdrOf(headers) {
+  const names = Object.keys(headers).filter((n) => n.startsWith('x-tollgate-') && n !== 'x-tollgate-assertion').sort();
+  return createHash('sha256').update(names.map((n) => `${n}:${headers[n]}\n`).join('')).digest('base64url');
+}
+
+/** Checks the X-Tollgate-Assertion of a request the origin saw, as an origin would, with
+ * jose: signature and kid, typ, iss, aud, exp − iat, method, target, hdr, jti. Returns
+ * the payload. */
+async function checkAssertion(seen) {
+  const jws = seen.headers['x-tollgate-assertion'];
+  assert.ok(jws, `${seen.method} ${seen.url}: no X-Tollgate-Assertion`);
+  const { kid, alg } = jose.decodeProtectedHeader(jws);
+  const known = assertionKeys[kid];
+  assert.ok(known, `${seen.method} ${seen.url}: unknown kid ${kid}`);
+  assert.equal(alg, known.alg);
+  const { payload, protectedHeader } = await jose.jwtVerify(jws, known.key, {
+    algorithms: [known.alg],
+    issuer: ASSERTION_ISS,
+    audience: origin.url,
+    typ: 'tollgate-assertion+jwt',
+    currentDate: new Date(seen.receivedAt), // checked as of its arrival, also when replayed here later
+    clockTolerance: 5,
+  });
+  assert.deepEqual(Object.keys(protectedHeader).sort(), ['alg', 'kid', 'typ']);
+  assert.equal(payload.exp - payload.iat, 60, 'TOLLGATE_ASSERTION_TTL_SECONDS defaults to 60');
+  assert.equal(payload.method, seen.method, seen.url);
+  assert.equal(payload.target, seen.url, 'the request-target the origin received');
+  assert.equal(payload.hdr, hdrOf(seen.headers), `${seen.url}: the digest of the X-Tollgate-* headers received`);
+  assert.match(payload.jti, /^[A-Za-z0-9_-]{22}$/);
+  assert.equal(payload.jti, seen.headers['x-tollgate-request-id']);
+  return payload;
+}
 
 after(async () => {
   await stopAll();
@@ -183,10 +242,10 @@ test('spoofed X-Tollgate-* headers are stripped on every route', async () => {
   assert.equal(seen.headers['x-tollgate-admin'], undefined);
   assert.equal(seen.headers['x-tollgate-sid'], undefined, 'no sid claim, no sid header');
   assert.notEqual(seen.headers['x-tollgate-claims'], 'e30');
-  assert.deepEqual(lookalikes(seen.headers).sort(), ['x-tollgate-claims', 'x-tollgate-sub']);
+  assert.deepEqual(lookalikes(seen.headers).sort(), ['x-tollgate-assertion', 'x-tollgate-claims', 'x-tollgate-request-id', 'x-tollgate-sub']);
 
   assert.equal((await call('/public/spoof', { headers: spoof })).status, 200);
-  assert.deepEqual(lookalikes(seenAt('/public/spoof').headers), []);
+  assert.deepEqual(lookalikes(seenAt('/public/spoof').headers).sort(), ['x-tollgate-assertion', 'x-tollgate-request-id']);
 });
 
 test('origin dropping the connection: 502 bad_gateway on open and guarded routes, logged', async () => {
@@ -250,13 +309,25 @@ test('every rejection class: 401 with its reason; expired carries TOKEN_EXPIRED'
   assert.equal(seenAt('/rejected'), undefined, 'no rejected request reached the origin');
 });
 
-test('token from the access_token cookie; Bearer is taken first', async () => {
+test('token from the access_token cookie; two credentials are 400 ambiguous_credentials', async () => {
   const token = await mint(keys.es, { sub: 'cookie-user' });
   const r = await call('/cookie', { cookie: `theme=dark; access_token=${token}; lang=ko` });
   assert.equal(r.status, 200);
   assert.equal(seenAt('/cookie').headers['x-tollgate-sub'], 'cookie-user');
-  const both = await call('/cookie2', { token: 'garbage', cookie: `access_token=${token}` });
-  await expectRejected(both, 401, 'malformed');
+  const other = await mint(keys.es, { sub: 'mallory' });
+  for (const [what, opts] of [
+    ['Bearer and the cookie', { token: other, cookie: `access_token=${token}` }],
+    ['Bearer (garbage) and the cookie', { token: 'garbage', cookie: `access_token=${token}` }],
+    ['two Authorization values', { headers: new Headers([['authorization', `Bearer ${token}`], ['authorization', `Bearer ${other}`]]) }],
+    ['the cookie twice', { cookie: `access_token=${token}; theme=dark; access_token=${other}` }],
+  ]) {
+    const h = opts.headers ?? {};
+    const headers = h instanceof Headers ? Object.fromEntries(h) : h;
+    const resp = await call('/cookie/ambiguous', { ...opts, headers });
+    assert.equal(resp.status, 400, what);
+    assert.equal((await resp.json()).error, 'ambiguous_credentials', what);
+  }
+  assert.equal(seenAt('/cookie/ambiguous'), undefined, 'no ambiguous request reached the origin');
 });
 
 test('role and scope rules: 403 insufficient_scope, 200 when met', async () => {
@@ -297,12 +368,13 @@ test('one canonical path: the rules match what the origin receives; ambiguous pa
   }
   // A case-sensitive origin serves something else at /PUBLIC/... or /public: open only
   // as a rule writes it, so these need a token (and pass with one).
-  for (const sent of ['/PUBLIC/canon-5', '/Public/canon-6', '/public']) {
+  for (const sent of ['/PUBLIC/canon-5', '/Public/canon-6']) {
     const r = await call(sent);
     assert.equal(r.status, 401, `${sent} without a token`);
     assert.equal((await call(sent, { token: user })).status, 200, `${sent} with a token`);
   }
   assert.equal((await call('/public/canon-7')).status, 200);
+  assert.equal((await call('/public')).status, 200, '/public/* covers /public');
   // Escapes of unreserved characters decoded, the others upper-cased; the query as sent.
   assert.equal((await call('/public/%7euser/caf%c3%a9?q=%61//b&r=%2f', {})).status, 200);
   assert.ok(seenAt('/public/~user/caf%C3%A9?q=%61//b&r=%2f'), `origin saw ${origin.seen.at(-1)?.url}`);
@@ -327,6 +399,132 @@ test('one canonical path: the rules match what the origin receives; ambiguous pa
     }
   }
   assert.equal(origin.seen.length, before, 'no refused path reached the origin');
+});
+
+test('X-Tollgate-Assertion: the origin gets a valid assertion (jose, HS256) with the method, target, hdr and identity of each request', async () => {
+  const sid = `assert-${randomUUID()}`;
+  const token = await mint(keys.es, { sub: 'alice', sid, roles: ['user', 'staff'], scope: 'a b' });
+  const cases = [
+    ['GET', '/assert/get?x=1&y=%2F', token],
+    ['POST', '/assert/post', token],
+    ['HEAD', '/files/assert-head', undefined],
+    ['GET', '/public/assert-open?q=a%20b', undefined],
+    ['DELETE', '/assert/delete', token],
+  ];
+  for (const [method, pathname, tok] of cases) {
+    const r = await call(pathname, { token: tok, method, body: method === 'POST' ? '{}' : undefined });
+    assert.equal(r.status, 200, `${method} ${pathname}`);
+    const seen = origin.seen.filter((x) => x.url === pathname && x.method === method).at(-1);
+    assert.ok(seen, `${method} ${pathname} reached the origin`);
+    const p = await checkAssertion(seen);
+    if (tok) {
+      assert.equal(p.auth, 'verified');
+      assert.deepEqual([p.sub, p.sid, p.tok_iss, p.roles, p.scope], ['alice', sid, ISS, ['user', 'staff'], 'a b']);
+    } else {
+      assert.equal(p.auth, 'none');
+      for (const k of ['sub', 'sid', 'tok_iss', 'roles', 'scope']) assert.equal(p[k], undefined, k);
+    }
+  }
+  // One request id per request.
+  const ids = origin.seen.filter((x) => x.url.startsWith('/assert/')).map((x) => x.headers['x-tollgate-request-id']);
+  assert.equal(new Set(ids).size, ids.length);
+  // The same, for a hot token, a cookie token and a string `role` with an `scp` array.
+  const other = await mint(keys.es, { sub: 'bob', sid: undefined, role: 'viewer', scp: ['r', 'w'] });
+  for (const pathname of ['/assert/hot-1', '/assert/hot-2']) {
+    assert.equal((await call(pathname, { cookie: `access_token=${other}` })).status, 200);
+    const p = await checkAssertion(seenAt(pathname));
+    assert.deepEqual([p.sub, p.sid, p.roles, p.scope], ['bob', undefined, ['viewer'], 'r w']);
+  }
+});
+
+test('paths an origin would read as another: double encoding, invalid UTF-8, NFKC-changing characters, trailing dots and spaces are 400', async () => {
+  const admin = await mint(keys.es, { roles: ['admin'] });
+  const before = origin.seen.length;
+  for (const [sent, reason] of [
+    ['/public/%252e%252e/admin/users', 'double_encoding'],
+    ['/public/%2561dmin', 'double_encoding'],
+    ['/public/%C0%AF', 'invalid_utf8'],
+    ['/public/%C0%AE%C0%AE/admin', 'invalid_utf8'],
+    ['/public/%FF', 'invalid_utf8'],
+    ['/public/\uFF0Fadmin', 'unnormalized_unicode'],
+    ['/public/%EF%BC%8Fadmin', 'unnormalized_unicode'],
+    ['/public/\uFF0E\uFF0E/admin', 'unnormalized_unicode'],
+    ['/public/a\uFF3Cb', 'unnormalized_unicode'],
+    ['/\uFF41dmin/users', 'unnormalized_unicode'],
+    ['/admin./users', 'trailing_dot_or_space'],
+    ['/admin%20/users', 'trailing_dot_or_space'],
+    ['/public/x.', 'trailing_dot_or_space'],
+  ]) {
+    for (const token of [undefined, admin]) {
+      const r = await call(sent, { token });
+      assert.equal(r.status, 400, `${sent}: ${r.status}`);
+      assert.deepEqual(await r.json(), { error: 'bad_request', reason }, sent);
+    }
+  }
+  assert.equal(origin.seen.length, before, 'no refused path reached the origin');
+  // Ordinary text in other scripts keeps working.
+  for (const [sent, received] of [['/public/café', '/public/caf%C3%A9'], ['/public/서울', '/public/%EC%84%9C%EC%9A%B8']]) {
+    assert.equal((await call(sent)).status, 200, sent);
+    assert.ok(seenAt(received), `${sent}: origin saw ${origin.seen.at(-1)?.url}`);
+  }
+});
+
+test('rules: HEAD is matched as GET; /admin/* covers /admin and /admin/ but not /admin.json or /adminx', async () => {
+  const user = await mint(keys.es, { role: 'user' });
+  const staff = await mint(keys.es, { role: 'staff' });
+  // A GET rule also guards HEAD (the origin answers HEAD as GET).
+  assert.equal((await call('/staff/list', { token: user, method: 'HEAD' })).status, 403);
+  assert.equal((await call('/staff/list', { token: staff, method: 'HEAD' })).status, 200);
+  assert.equal((await call('/files/report', { method: 'HEAD' })).status, 200, 'an open GET rule opens HEAD');
+  assert.equal((await call('/files/report', { method: 'POST', body: 'x' })).status, 401, 'but not POST');
+  for (const p of ['/admin', '/admin/']) assert.equal((await call(p, { token: user })).status, 403, p);
+  for (const p of ['/admin.json', '/adminx']) assert.equal((await call(p, { token: user })).status, 200, `${p}: only what is written for it`);
+  const r = await call('/admin%20', { token: user });
+  assert.equal(r.status, 400);
+  assert.equal((await r.json()).reason, 'trailing_dot_or_space');
+});
+
+test('headers an origin may honour are stripped; X-Forwarded-* come from the Worker; unverified tokens never reach the origin', async () => {
+  const token = await mint(keys.es, { sub: 'alice' });
+  const forged = {
+    'x-original-url': '/admin/users', 'x-rewrite-url': '/admin/users', 'x-override-url': '/admin',
+    'x-http-method-override': 'DELETE', 'x-http-method': 'DELETE', 'x-method-override': 'DELETE', x_http_method_override: 'PUT',
+    'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil.test', 'x-forwarded-proto': 'https',
+    forwarded: 'for=6.6.6.6;host=evil.test', 'x-real-ip': '6.6.6.6',
+  };
+  for (const [pathname, tok] of [['/hdr/protected', token], ['/public/hdr', undefined]]) {
+    assert.equal((await call(pathname, { token: tok, headers: forged })).status, 200, pathname);
+    const h = seenAt(pathname).headers;
+    for (const name of ['x-original-url', 'x-rewrite-url', 'x-override-url', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x_http_method_override', 'forwarded', 'x-real-ip']) {
+      assert.equal(h[name], undefined, `${pathname}: ${name}`);
+    }
+    assert.match(h['x-forwarded-for'] ?? '127.0.0.1', /^(127\.|::1$|::ffff:127\.)/, `${pathname}: x-forwarded-for ${h['x-forwarded-for']}`);
+    assert.equal(h['x-forwarded-host'], `127.0.0.1:${worker.port}`);
+    assert.equal(h['x-forwarded-proto'], 'http');
+  }
+  // On an open route nothing is verified: the Bearer token and the token cookie are removed.
+  assert.equal((await call('/public/creds', { token, cookie: `theme=dark; access_token=${token}` })).status, 200);
+  const open = seenAt('/public/creds').headers;
+  assert.equal(open.authorization, undefined);
+  assert.equal(open.cookie, 'theme=dark');
+  assert.equal((await call('/public/basic', { headers: { authorization: 'Basic dTpw' } })).status, 200);
+  assert.equal(seenAt('/public/basic').headers.authorization, 'Basic dTpw', 'other schemes pass');
+});
+
+test('keys are bound to their issuer; refresh tokens are refused at the edge; the bench endpoint is compiled out of the shipped build', async () => {
+  // The primary JWKS is the shorthand's one issuer (ISS): its keys never vouch for Google's.
+  await expectRejected(await call('/bound/google', { token: await mint(keys.es, { iss: 'https://accounts.google.com', aud: GOOGLE_AUD }) }), 401, 'invalid_issuer');
+  await expectRejected(await call('/bound/refresh', { token: await mint(keys.es, {}, { typ: 'refresh+jwt' }) }), 401, 'invalid_type');
+  await expectRejected(await call('/bound/refresh', { token: await mint(keys.es, {}, { typ: 'application/Refresh+JWT' }) }), 401, 'invalid_type');
+  assert.equal((await call('/bound/at', { token: await mint(keys.es, {}, { typ: 'at+jwt' }) })).status, 200, 'at+jwt is an access token');
+  // TOLLGATE_BENCH_ENDPOINT is on for both: only the measurement build has the endpoint.
+  const r = await fetch(`${worker.url}/__tollgate/bench`);
+  assert.equal(r.status, 401, 'the shipped build: an ordinary guarded path');
+  assert.equal((await call('/__tollgate/bench', { token: await mint(keys.es) })).status, 200);
+  assert.ok(seenAt('/__tollgate/bench'), 'forwarded to the origin like any path');
+  const b = await fetch(`${benchWorker.url}/__tollgate/bench`);
+  assert.equal(b.status, 200);
+  assert.equal(typeof (await b.json()).cached_tokens, 'number');
 });
 
 test('unknown-kid storm is bounded: at most one JWKS refetch per cooldown', async () => {
@@ -394,6 +592,8 @@ test('Google- and Kakao-style RS256 ID tokens verify against stand-in preset JWK
 });
 
 test('logout posted to the service → the same token is rejected (revoked) and leaves the token cache', async () => {
+  // The measurement build: its GET /__tollgate/bench counts the cached tokens.
+  const call = (pathname, opts) => callOn(benchWorker, pathname, opts);
   const sid = `logout-${randomUUID()}`;
   const token = await mint(keys.es, { sid });
   const cached0 = await cachedTokens();
@@ -434,6 +634,8 @@ test('revocation service down: 503 after the staleness bound (fail closed), reco
 
   const killed = Date.now();
   await svc.kill();
+  // The outage budget: the last good replica serves until the staleness bound.
+  assert.equal((await call('/down/ok', { token })).status, 200, 'served from the last good replica during the outage');
   const r503 = await waitFor('fail-closed 503', async () => {
     const r = await call('/down/ok', { token });
     return r.status === 503 ? r : false;
@@ -552,6 +754,7 @@ test('a snapshot slower than a request may wait still arrives (in the background
 function revocationVars(revocationUrl) {
   return {
     TOLLGATE_ORIGIN: origin.url,
+    TOLLGATE_ORIGIN_SECRET: SECRET,
     TOLLGATE_JWKS_URLS: JSON.stringify([jwks.url('/primary.json')]),
     TOLLGATE_ISSUERS: JSON.stringify([ISS]),
     TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
@@ -571,10 +774,12 @@ function tampered(token) {
 function plainVars(jwksUrls) {
   return {
     TOLLGATE_ORIGIN: origin.url,
+    TOLLGATE_ORIGIN_SECRET: SECRET,
     TOLLGATE_JWKS_URLS: JSON.stringify(jwksUrls),
     TOLLGATE_ISSUERS: JSON.stringify([ISS]),
     TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
     TOLLGATE_REVOCATION_URL: '',
+    TOLLGATE_REVOCATION: 'off', // asked for by name: these Workers have no denylist
   };
 }
 
@@ -650,4 +855,95 @@ test('JWKS from the Cache API in a fresh isolate (wrangler dev restarted on the 
     await first?.stop();
     await second?.stop();
   }
+});
+
+test('Workers of other configurations: ES256 assertions, no secret (500), auth none, two issuers with their own keys, JWKS redirects to another host', async () => {
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
+  const pem = await jose.exportPKCS8(privateKey);
+  const esKid = await jose.calculateJwkThumbprint(await jose.exportJWK(publicKey));
+  assertionKeys[esKid] = { key: publicKey, alg: 'ES256' };
+  const base = revocationVars(svc.url);
+  const { TOLLGATE_ORIGIN_SECRET: _unused, ...noSecret } = base;
+  const [a, b, c, d] = await Promise.all([jwks, jwks, jwks, jwks].map((_, i) => keyPair('ES256', `issuer-${i}`)));
+  jwks.docs['/issuer-a.json'] = { keys: [a.jwk] };
+  jwks.redirects['/issuer-b.json'] = '/issuer-b-moved.json'; // same host: followed
+  jwks.docs['/issuer-b-moved.json'] = { keys: [b.jwk] };
+  jwks.redirects['/issuer-c.json'] = `http://localhost:${jwks.port}/issuer-c-elsewhere.json`; // another host: not followed
+  jwks.docs['/issuer-c-elsewhere.json'] = { keys: [c.jwk] };
+  const [ISS_A, ISS_B, ISS_C] = ['https://a.issuer.test', 'https://b.issuer.test', 'https://c.issuer.test'];
+  const [es, missing, none, multi] = await Promise.all([
+    // A base path on the origin: the assertion's target starts with it.
+    startWorker({ ...noSecret, TOLLGATE_ORIGIN: `${origin.url}/es-base`, TOLLGATE_ORIGIN_AUTH: 'es256', TOLLGATE_ORIGIN_SIGNING_KEY: pem }, { logName: 'es256' }),
+    startWorker(noSecret, { logName: 'no-secret' }),
+    // Everything it forwards arrives under /none-auth/ (no assertion there, by name).
+    startWorker({ ...noSecret, TOLLGATE_ORIGIN: `${origin.url}/none-auth`, TOLLGATE_ORIGIN_AUTH: 'none' }, { logName: 'auth-none' }),
+    startWorker({
+      TOLLGATE_ORIGIN: origin.url,
+      TOLLGATE_ORIGIN_SECRET: SECRET,
+      TOLLGATE_REVOCATION: 'off',
+      TOLLGATE_REVOCATION_URL: '',
+      TOLLGATE_JWKS_URLS: '',
+      TOLLGATE_ISSUERS: JSON.stringify([
+        { issuer: ISS_A, jwks_url: jwks.url('/issuer-a.json') },
+        { issuer: ISS_B, jwks_url: jwks.url('/issuer-b.json') },
+        { issuer: ISS_C, jwks_url: jwks.url('/issuer-c.json') },
+        { issuer: 'https://d.issuer.test', jwks: { keys: [d.jwk] } },
+      ]),
+      TOLLGATE_AUDIENCES: 'any',
+      TOLLGATE_TYP: 'at+jwt',
+    }, { logName: 'two-issuers' }),
+  ]);
+  const get = (w, p, token) => fetch(`${w.url}${p}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  try {
+    // ES256 with a PKCS#8 key: the origin checks it with the public key only.
+    const sid = `es-${randomUUID()}`;
+    assert.equal((await get(es, '/es256/x?y=1', await mint(keys.es, { sid }))).status, 200);
+    const p = await checkAssertion(seenAt('/es-base/es256/x?y=1'));
+    assert.equal(p.sid, sid);
+    assert.equal(p.target, '/es-base/es256/x?y=1', 'the origin base path, then the canonical path and query');
+    assert.equal((await get(es, '/public/es256')).status, 200);
+    assert.equal((await checkAssertion(seenAt('/es-base/public/es256'))).auth, 'none');
+
+    // No secret and no TOLLGATE_ORIGIN_AUTH = "none": open and guarded routes are 500.
+    for (const [pathname, token] of [['/public/no-secret', undefined], ['/no-secret', await mint(keys.es)]]) {
+      const r = await get(missing, pathname, token);
+      assert.equal(r.status, 500, pathname);
+      assert.deepEqual(await r.json(), { error: 'misconfigured' });
+      assert.equal(seenAt(pathname), undefined);
+    }
+    await waitFor('the missing secret to be logged', () => /TOLLGATE_ORIGIN_SECRET is invalid: not set/.test(missing.log()));
+
+    // "none", asked for by name: forwarded without an assertion (still with a request id).
+    assert.equal((await get(none, '/x', await mint(keys.es))).status, 200);
+    const plain = seenAt('/none-auth/x').headers;
+    assert.equal(plain['x-tollgate-assertion'], undefined);
+    assert.match(plain['x-tollgate-request-id'], /^[A-Za-z0-9_-]{22}$/);
+
+    // Two (four) issuers, each with its own keys: a key never verifies another issuer's token.
+    const at = { typ: 'at+jwt' };
+    assert.equal((await get(multi, '/multi/a', await mint(a, { iss: ISS_A, aud: 'anything' }, at))).status, 200, 'audience any');
+    await expectRejected(await get(multi, '/multi/a-as-b', await mint(a, { iss: ISS_B }, at)), 401, 'invalid_issuer');
+    await expectRejected(await get(multi, '/multi/d-as-a', await mint(d, { iss: ISS_A }, at)), 401, 'invalid_issuer');
+    assert.equal((await get(multi, '/multi/d', await mint(d, { iss: 'https://d.issuer.test' }, at))).status, 200);
+    await expectRejected(await get(multi, '/multi/jwt-typ', await mint(a, { iss: ISS_A })), 401, 'invalid_type');
+    // The same-host redirect is followed; the one to another host is not.
+    assert.equal((await get(multi, '/multi/b', await mint(b, { iss: ISS_B }, at))).status, 200);
+    await expectRejected(await get(multi, '/multi/c', await mint(c, { iss: ISS_C }, at)), 401, 'unknown_key');
+    assert.equal(jwks.count('/issuer-c-elsewhere.json'), 0, 'nothing fetched from the other host');
+    await waitFor('the refused redirect to be logged', () => /redirect to http:\/\/localhost:\d+\/issuer-c-elsewhere.json not followed/.test(multi.log()));
+    await waitFor('audience "any" to be logged', () => /audiences=any \(aud not checked, as configured\)/.test(multi.log()));
+  } finally {
+    await Promise.all([es, missing, none, multi].map((w) => w.stop()));
+  }
+});
+
+test('every request the origin received carried a valid assertion (all Workers above but the `none` one)', async () => {
+  let checked = 0;
+  for (const seen of origin.seen) {
+    if (seen.url.startsWith('/none-auth/')) continue;
+    await checkAssertion(seen);
+    checked++;
+  }
+  console.log(`# ${checked} forwarded requests, each with a valid X-Tollgate-Assertion`);
+  assert.ok(checked > 100, `${checked} requests checked`);
 });

@@ -20,7 +20,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/edge}"
 
 log "building the revocation service (release) and the Worker"
 timeout 1500 cargo build --release -q -p tollgate-revocation
-timeout 1500 edge/worker/build.sh
+# The measurement build: the shipped code with the bench endpoint compiled in.
+TOLLGATE_BUILD_FEATURES=bench timeout 1500 edge/worker/build.sh
 
 peer="$CARGO_TARGET_DIR/peers/seed-express"
 if [ ! -d "$peer/node_modules" ]; then
@@ -32,5 +33,5 @@ fi
 
 export WORKERD TOLLGATE_PEER_DIR="$peer"
 export TOLLGATE_REVOCATION_BIN="$CARGO_TARGET_DIR/release/tollgate-revocation"
-export TOLLGATE_WORKER_BUILD="$root/edge/worker/build"
+export TOLLGATE_WORKER_BUILD="$root/edge/worker/build-bench"
 timeout 1200 "$NODE22" edge/worker/bench/bench.mjs

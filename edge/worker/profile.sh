@@ -25,7 +25,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/edge}"
 
 log "building the revocation service (release) and the profiling build of the Worker"
 timeout 1500 cargo build --release -q -p tollgate-revocation
-TOLLGATE_FORCE_BUILD=1 TOLLGATE_BUILD_DIR=build-profile TOLLGATE_KEEP_NAMES=1 timeout 1500 "$here/build.sh"
+TOLLGATE_FORCE_BUILD=1 TOLLGATE_BUILD_FEATURES=bench TOLLGATE_BUILD_DIR=build-profile TOLLGATE_KEEP_NAMES=1 timeout 1500 "$here/build.sh"
 
 export WORKERD
 export TOLLGATE_REVOCATION_BIN="$CARGO_TARGET_DIR/release/tollgate-revocation"

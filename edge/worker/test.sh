@@ -23,8 +23,9 @@ if [ "$profile" = release ]; then
 else
   timeout 1500 cargo build -q -p tollgate-revocation -p tollgate-cli
 fi
-log "building the Worker"
+log "building the Worker (shipped build, and the measurement build with the bench endpoint)"
 timeout 1500 edge/worker/build.sh
+TOLLGATE_BUILD_FEATURES=bench timeout 1500 edge/worker/build.sh
 
 if [ ! -d tests/node_modules/jose ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
   log "installing the test dependencies (tests/package-lock.json)"

@@ -6,13 +6,14 @@ function listen(server) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
 }
 
-/** The origin: records every request and answers with what it saw. */
+/** The origin: records every request (with the time it arrived) and answers with what it saw. */
 export async function startOrigin() {
   const seen = [];
   const server = http.createServer((req, res) => {
+    const receivedAt = Date.now();
     if (req.url.includes('/__drop')) {
       // An origin that drops the connection: the Worker's fetch rejects (502 expected).
-      seen.push({ method: req.method, url: req.url, headers: req.headers, dropped: true });
+      seen.push({ method: req.method, url: req.url, headers: req.headers, receivedAt, dropped: true });
       req.socket.destroy();
       return;
     }
@@ -20,7 +21,7 @@ export async function startOrigin() {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const rec = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() };
-      seen.push(rec);
+      seen.push({ ...rec, receivedAt });
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(rec));
     });
@@ -31,16 +32,22 @@ export async function startOrigin() {
 
 /**
  * A JWKS host: `docs[path] = {keys:[...]}` and `maxAge[path]` (or a whole
- * `cacheControl[path]` header value); `fetches[path]` counts.
+ * `cacheControl[path]` header value); `redirects[path] = location` answers 302;
+ * `fetches[path]` counts (by path, whatever host name the request used).
  */
 export async function startJwksHost() {
   const docs = {};
   const maxAge = {};
   const cacheControl = {};
+  const redirects = {};
   const fetches = {};
   const server = http.createServer((req, res) => {
     const path = req.url.split('?')[0];
     fetches[path] = (fetches[path] ?? 0) + 1;
+    if (path in redirects) {
+      res.writeHead(302, { location: redirects[path] });
+      return res.end();
+    }
     if (!(path in docs)) {
       res.statusCode = 404;
       return res.end('{}');
@@ -56,6 +63,7 @@ export async function startJwksHost() {
     docs,
     maxAge,
     cacheControl,
+    redirects,
     fetches,
     count: (p) => fetches[p] ?? 0,
     close: () => new Promise((r) => { server.close(r); server.closeAllConnections(); }),

@@ -17,6 +17,9 @@ export function need(name) {
   return v;
 }
 
+/** The measurement build's entry (edge/worker/build.sh with TOLLGATE_BUILD_FEATURES=bench). */
+export const BENCH_BUILD = path.join(ROOT, 'edge/worker/build-bench/index.js');
+
 export const logDir = process.env.TOLLGATE_E2E_LOGS ?? mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-logs-'));
 
 /** The revocation service: keys created, started, healthy. `restart()` keeps data and port. */
@@ -64,7 +67,8 @@ export async function startRevocation() {
 
 /**
  * `wrangler dev` on a free port with `vars` overriding wrangler.toml's [vars].
- * Options: `script` replaces wrangler.toml's `main` (a test-only entry module);
+ * Options: `script` replaces wrangler.toml's `main` (a test-only entry module, or
+ * BENCH_BUILD: the measurement build, with the bench endpoint compiled in);
  * `persistTo` is the local persistence directory (Cache API, ...), a new temp one by
  * default — pass the same one to a later Worker to share its storage; `logName` gives
  * the Worker a log file of its own (`wrangler-<logName>.log`, else `wrangler.log`),

@@ -22,7 +22,7 @@ import path from 'node:path';
 import {
   env, need, sleep, now, median, pct, say, fetch, waitFor, freePort, launch,
   esKey, rsKey, jwt, claims, startRevocation, startWorkerd as startWorkerdIn, IN_PROCESS_ORIGIN,
-  wrk as wrkRun, workerVars, runMain, cpuUs, childrenCpuUs,
+  wrk as wrkRun, workerVars, runMain, cpuUs, childrenCpuUs, ORIGIN_SECRET,
 } from './lib.mjs';
 
 const RUNS = Number(env('BENCH_RUNS', 3));
@@ -32,7 +32,7 @@ const PROPAGATION_SAMPLES = Number(env('BENCH_PROPAGATION_SAMPLES', 100));
 const DENYLIST_ENTRIES = Number(env('BENCH_DENYLIST_ENTRIES', 100000));
 const WORKERD = need('WORKERD');
 const REVOCATION_BIN = need('TOLLGATE_REVOCATION_BIN');
-const BUILD = need('TOLLGATE_WORKER_BUILD'); // edge/worker/build
+const BUILD = need('TOLLGATE_WORKER_BUILD'); // edge/worker/build-bench (the bench endpoint compiled in)
 const PEER = need('TOLLGATE_PEER_DIR'); // a scratch copy of seed-express, installed
 const work = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
 
@@ -62,6 +62,7 @@ async function main() {
   const origin = await startOrigin();
   const svc = await startRevocation(REVOCATION_BIN, work);
   const es = esKey('bench-es');
+  const esPem = esKey('bench-assertion').privateKey.export({ format: 'pem', type: 'pkcs8' });
   const rs = rsKey('bench-rs');
   const jwks = JSON.stringify({ keys: [es.jwk, rs.jwk] });
   const { tollgate: common, passthrough } = workerVars({ originUrl: origin.url, jwks, svc });
@@ -72,10 +73,13 @@ async function main() {
     'passthrough-in': { ...passthrough, ...inProcess },
     'tollgate-in': { ...common, ...inProcess },
     'tollgate-rust-in': { ...common, ...inProcess, TOLLGATE_CRYPTO: 'rust' },
+    // Only for the assertion's cost with ES256 (section 2).
+    'tollgate-es256': { ...common, TOLLGATE_ORIGIN_AUTH: 'es256', TOLLGATE_ORIGIN_SIGNING_KEY: esPem },
     // (d'): what any Worker pays for "verify a new ES256 token, forward", on its own.
     'floor-in': {
       BENCH_MODULE: path.join(path.dirname(new URL(import.meta.url).pathname), 'floor-worker.js'),
       FLOOR_JWK: JSON.stringify(es.jwk),
+      TOLLGATE_ORIGIN_SECRET: ORIGIN_SECRET,
       ...inProcess,
     },
   });
@@ -129,7 +133,7 @@ async function main() {
     const Bi = "(b') Tollgate, hot token";
     const Ci = "(c') Tollgate, new token/request";
     const Cr = "(c'') Tollgate, new token/request, pure-Rust signatures";
-    const Fl = "(d') floor: minimal JS Worker, verify + forward, new token/request";
+    const Fl = "(d') floor: minimal JS Worker, verify + assert + forward, new token/request";
     const EH = 'Express peer, hot token';
     const EC = 'Express peer, new token/request';
     // The server side of each scenario, for its CPU time: workerd (and the Node origin
@@ -207,6 +211,31 @@ async function main() {
         say(`| ${alg} | ${backend} | ${(median(per) * 1000).toFixed(0)} |`);
       }
     }
+    // The assertion each forwarded request carries, made N times in the Worker.
+    // An assertion costs a tenth of a signature check: more of them per timing, so the
+    // difference is not lost in the noise of one request.
+    const NA = Number(env('BENCH_ASSERT_N', 5000));
+    say(`\n## one X-Tollgate-Assertion inside workerd (POST /__tollgate/bench {assert}, n=0 vs n=${NA}, median of 5)`);
+    say('| TOLLGATE_ORIGIN_AUTH | µs / assertion |');
+    say('|---|---:|');
+    const perAssertion = {};
+    for (const [auth, name] of [['hs256', 'tollgate'], ['es256', 'tollgate-es256']]) {
+      const token = jwt(es, claims());
+      const time = async (n) => {
+        const t0 = performance.now();
+        const resp = await fetch(`${wd.urls[name]}/__tollgate/bench`, { method: 'POST', body: JSON.stringify({ token, n, assert: true }) });
+        const body = await resp.json();
+        if (body.verified !== n) throw new Error(`bench endpoint (assert): ${JSON.stringify(body)}`);
+        return performance.now() - t0;
+      };
+      await time(NA);
+      const per = [];
+      for (let i = 0; i < 5; i++) per.push(((await time(NA)) - (await time(0))) / NA);
+      perAssertion[auth] = median(per) * 1000;
+      say(`| ${auth} | ${perAssertion[auth].toFixed(1)} |`);
+    }
+    say(`the HS256 assertion is ${((100 * perAssertion.hs256) / med[Bi].serverCpu).toFixed(1)}% of a hot request's CPU (b'), ES256 ${((100 * perAssertion.es256) / med[Bi].serverCpu).toFixed(1)}%`);
+
     // The ceiling of (c'): workerd runs the isolates (and the in-workerd origin) on one
     // thread, which (a') already keeps busy (see "workerd busy" above), and WebCrypto
     // verifies synchronously on it: a new-token request costs at least an (a') request

@@ -266,10 +266,14 @@ export function wrk(url, { token, tokensFile, startAt = 0 }, { conns, secs }) {
 }
 
 /** The Worker configuration the benchmarks use: `tollgate` (routes `/public/*` open,
- * the rest protected, revocation on) and `passthrough` (every route `auth: none`). */
+ * the rest protected, revocation on, HS256 assertions) and `passthrough` (every route
+ * `auth: none`, assertions too). */
+export const ORIGIN_SECRET = 'bench-origin-secret-0123456789abcdef0123456789';
+
 export function workerVars({ originUrl, jwks, svc }) {
   const tollgate = {
     TOLLGATE_ORIGIN: originUrl,
+    TOLLGATE_ORIGIN_SECRET: ORIGIN_SECRET,
     TOLLGATE_JWKS: jwks,
     TOLLGATE_ISSUERS: JSON.stringify([ISS]),
     TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
@@ -279,6 +283,16 @@ export function workerVars({ originUrl, jwks, svc }) {
     TOLLGATE_ROUTES: JSON.stringify([{ path: '/public/*', auth: 'none' }, { path: '/*', auth: 'required' }]),
     TOLLGATE_BENCH_ENDPOINT: 'on',
   };
-  const passthrough = { TOLLGATE_ORIGIN: originUrl, TOLLGATE_JWKS: jwks, TOLLGATE_ROUTES: JSON.stringify([{ path: '/*', auth: 'none' }]) };
+  // The same bundle with every route open: it strips headers, makes the assertion and
+  // forwards, and verifies nothing.
+  const passthrough = {
+    TOLLGATE_ORIGIN: originUrl,
+    TOLLGATE_ORIGIN_SECRET: ORIGIN_SECRET,
+    TOLLGATE_JWKS: jwks,
+    TOLLGATE_ISSUERS: JSON.stringify([ISS]),
+    TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
+    TOLLGATE_REVOCATION: 'off',
+    TOLLGATE_ROUTES: JSON.stringify([{ path: '/*', auth: 'none' }]),
+  };
   return { tollgate, passthrough };
 }

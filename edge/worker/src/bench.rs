@@ -4,7 +4,9 @@
 //! Worker cannot time itself; `edge/worker/bench.sh` times requests with `n = 0` and
 //! `n = N` from outside and divides.
 //!
-//! Body: `{"token": "...", "n": 200, "backend": "webcrypto" | "rust"}`.
+//! Body: `{"token": "...", "n": 200, "backend": "webcrypto" | "rust"}`; or
+//! `{"token": "...", "n": 200, "assert": true}` to make `n` assertions (the isolate's
+//! `TOLLGATE_ORIGIN_AUTH`) for the identity of `token`, verified once first.
 //!
 //! `GET /__tollgate/bench` answers the isolate's figures instead: the size of its wasm
 //! linear memory, the denylist replica's sequence and entry count, and the number of
@@ -18,20 +20,24 @@ use web_sys::Response;
 
 use crate::config::CryptoBackend;
 use crate::isolate::Isolate;
-use crate::respond::json_response;
-use crate::verify::verify_repeatedly;
+use crate::platform::now_secs;
+use crate::respond::{json_response, Reply};
+use crate::verify::{verify_cold, verify_repeatedly};
 
 #[derive(Deserialize)]
 struct Job {
     token: String,
     n: u32,
+    #[serde(default)]
     backend: String,
+    #[serde(default)]
+    assert: bool,
 }
 
 /// Runs one measurement job.
 pub async fn handle(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Response {
     if req.method() == "GET" {
-        let (seq, entries) = iso.replica.borrow().status();
+        let (seq, entries) = iso.replica.as_ref().map_or((0, 0), |r| r.status());
         let memory = js_sys::Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
             .ok()
             .and_then(|b| js_sys::Reflect::get(&b, &"byteLength".into()).ok())
@@ -50,13 +56,29 @@ pub async fn handle(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Con
     let Ok(job) = serde_json::from_str::<Job>(&text) else {
         return json_response(400, r#"{"error":"bad_request"}"#, std::iter::empty());
     };
+    if job.assert {
+        let Some(set) = iso.keys.current(ctx).await else { return Reply::JwksUnavailable.response() };
+        let now = now_secs();
+        let verified = match verify_cold(&set, iso.config.crypto, false, &job.token, now).await {
+            Ok(v) => v,
+            Err(e) => return Reply::Invalid(e.reason()).response(),
+        };
+        let mut made = 0;
+        for _ in 0..job.n.min(100_000) {
+            if iso.asserter.assert("GET", "/profile", &verified.identity, now).await.is_ok() {
+                made += 1;
+            }
+        }
+        return json_response(200, &format!(r#"{{"verified":{made},"n":{}}}"#, job.n), std::iter::empty());
+    }
     let backend = match job.backend.as_str() {
         "rust" => CryptoBackend::Rust,
         "webcrypto" => CryptoBackend::WebCrypto,
         _ => return json_response(400, r#"{"error":"bad_backend"}"#, std::iter::empty()),
     };
-    match verify_repeatedly(iso, ctx, &job.token, job.n.min(100_000), backend).await {
+    let Some(set) = iso.keys.current(ctx).await else { return Reply::JwksUnavailable.response() };
+    match verify_repeatedly(&set, &job.token, job.n.min(100_000), backend, now_secs()).await {
         Ok(ok) => json_response(200, &format!(r#"{{"verified":{ok},"n":{}}}"#, job.n), std::iter::empty()),
-        Err(reply) => reply.response(),
+        Err(e) => Reply::Invalid(e.reason()).response(),
     }
 }

@@ -35,6 +35,8 @@ pub enum FetchError {
     Status(u16),
     /// An answer whose body could not be used (bad JSON, bad signature, ...).
     Body(String),
+    /// A redirect that is not followed (to another host, or too many).
+    Redirect(String),
 }
 
 impl fmt::Display for FetchError {
@@ -44,6 +46,7 @@ impl fmt::Display for FetchError {
             FetchError::Timeout => f.write_str("timed out"),
             FetchError::Status(s) => write!(f, "unexpected status {s}"),
             FetchError::Body(e) => write!(f, "unusable body: {e}"),
+            FetchError::Redirect(to) => write!(f, "redirect to {to} not followed (another host, or too many)"),
         }
     }
 }

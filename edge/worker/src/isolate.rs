@@ -1,7 +1,9 @@
-//! Per-isolate state: the parsed configuration, the key store, the denylist replica
-//! and the verified-token cache (the core's [`TokenCache`], keyed with 16 bytes from
-//! `crypto.getRandomValues` when the isolate is built, inside its first request). Built at the first request and kept for the life of
-//! the isolate (one thread, so `Rc` and `RefCell`; no borrow is held across `.await`).
+//! Per-isolate state: the parsed configuration and the three stores the request path
+//! composes: the key store, the denylist replica (when revocation is configured) and
+//! the verified-token cache (keyed with 16 bytes from `crypto.getRandomValues` when the
+//! isolate is built, inside its first request). Built at the first request and kept for
+//! the life of the isolate (one thread, so `Rc` and `RefCell`; no borrow is held across
+//! `.await`). Each store works on its own state; none of them knows this one.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,14 +11,15 @@ use std::rc::Rc;
 use js_sys::{Reflect, JSON};
 use wasm_bindgen::JsValue;
 
+use crate::assertion::Asserter;
 use crate::config::{Config, ALL_VARS};
 use crate::error::ConfigError;
+use crate::identity::Identity;
 use crate::keys::KeyStore;
 use crate::platform::{describe, log, random_key};
+use crate::replica::source::HttpSource;
 use crate::replica::Replica;
-use tollgate_core::TokenCache;
-
-use crate::verify::Verified;
+use crate::token_cache::VerifiedTokens;
 
 /// Everything an isolate keeps between requests.
 #[derive(Debug)]
@@ -24,11 +27,15 @@ pub struct Isolate {
     /// The validated configuration.
     pub config: Config,
     /// Trusted keys.
-    pub keys: RefCell<KeyStore>,
-    /// The denylist replica.
-    pub replica: RefCell<Replica>,
+    pub keys: Rc<KeyStore>,
+    /// The denylist replica, when a revocation service is configured.
+    pub replica: Option<Rc<Replica<HttpSource>>>,
     /// Verified tokens.
-    pub tokens: RefCell<TokenCache<Rc<Verified>>>,
+    pub tokens: RefCell<VerifiedTokens>,
+    /// Makes `X-Tollgate-Assertion`.
+    pub asserter: Asserter,
+    /// The identity of requests on `auth: none` routes (the same for all).
+    pub no_identity: Identity,
 }
 
 thread_local! {
@@ -41,28 +48,43 @@ pub fn get(env: &worker::Env) -> Result<Rc<Isolate>, ConfigError> {
     if let Some(done) = ISOLATE.with(|s| s.borrow().clone()) {
         return done;
     }
-    let built = Config::from_vars(&|name| read_var(env, name)).map(|config| {
+    let built = Config::from_vars(&|name| read_var(env, name)).and_then(|config| {
         log(&format!("tollgate: configured: {}", config.summary()));
-        let mut tokens = TokenCache::new(config.token_cache_size);
-        match random_key() {
-            Ok(key) => {
-                tokens.set_key(&key);
-            }
-            // Unkeyed, the cache holds nothing: every token is verified in full.
-            Err(e) => log(&format!("tollgate: no random key for the token cache ({}); cache off", describe(&e))),
-        }
-        Rc::new(Isolate {
-            keys: RefCell::new(KeyStore::new(&config)),
-            replica: RefCell::new(Replica::default()),
-            tokens: RefCell::new(tokens),
-            config,
-        })
+        build(config).map(Rc::new)
     });
     if let Err(e) = &built {
         log(&format!("tollgate: configuration error: {e}"));
     }
     ISOLATE.with(|s| *s.borrow_mut() = Some(built.clone()));
     built
+}
+
+fn build(config: Config) -> Result<Isolate, ConfigError> {
+    let key = match random_key() {
+        Ok(key) => Some(key),
+        // Unkeyed, the cache holds nothing: every token is verified in full.
+        Err(e) => {
+            log(&format!("tollgate: no random key for the token cache ({}); cache off", describe(&e)));
+            None
+        }
+    };
+    // Request ids need a key of their own; without randomness the Worker does not start.
+    let id_key = random_key().map_err(|e| {
+        ConfigError::Invalid("crypto.getRandomValues", format!("no random key for request ids: {}", describe(&e)))
+    })?;
+    let keys = KeyStore::new(config.sources.clone(), config.policy.clone(), config.jwks_cooldown_seconds);
+    let replica = config
+        .revocation
+        .as_ref()
+        .map(|rev| Rc::new(Replica::new(HttpSource::new(rev.url.clone(), rev.token.clone()), rev)));
+    Ok(Isolate {
+        keys: Rc::new(keys),
+        replica,
+        tokens: RefCell::new(VerifiedTokens::new(config.token_cache_size, key)),
+        asserter: Asserter::new(&config, id_key),
+        no_identity: Identity::none(),
+        config,
+    })
 }
 
 /// A variable or secret as a string: strings as they are, TOML arrays/tables/numbers

@@ -21,7 +21,11 @@
 //! | `%00` or a NUL byte | refused: [`PathError::Nul`] |
 //! | `;` or `%3B` | refused: [`PathError::PathParameter`] (servlet containers strip `;…` from segments: `/admin;x/`, `/public/..;/admin`) |
 //! | a `.` or `..` segment, after decoding | refused: [`PathError::DotSegment`] |
+//! | a segment ending in `.` or a space (`/admin./x`, `/admin%20/x`) | refused: [`PathError::TrailingDotOrSpace`] (IIS and Windows drop them) |
 //! | `%` not followed by two hex digits | refused: [`PathError::BadEscape`] |
+//! | `%25` followed by two hex digits (`%252e`) | refused: [`PathError::DoubleEncoding`] (an origin that decodes twice sees another path), unless allowed |
+//! | escapes that do not decode to UTF-8 (`%C0%AF`, `%FF`) | refused: [`PathError::InvalidUtf8`] (overlong forms were `/` to old decoders) |
+//! | characters that NFKC normalisation changes (fullwidth `／ ． ＼ ａ`, ligatures, a decomposed `é`) | refused: [`PathError::Unnormalized`] (best-fit mappings and NFKC-normalising frameworks read them as other characters) |
 //!
 //! The result is a fixed point (`canonical(canonical(p)) == canonical(p)`), and a path
 //! that is already canonical (the common case) comes back borrowed, with no allocation.
@@ -45,6 +49,14 @@ pub enum PathError {
     DotSegment,
     /// `%` not followed by two hexadecimal digits.
     BadEscape,
+    /// `%25` followed by two hexadecimal digits: an escaped escape.
+    DoubleEncoding,
+    /// Escapes that do not decode to valid UTF-8 (overlong forms, stray bytes).
+    InvalidUtf8,
+    /// A character whose Unicode compatibility form (NFKC) differs from it.
+    Unnormalized,
+    /// A segment that ends in `.` or a space.
+    TrailingDotOrSpace,
 }
 
 impl PathError {
@@ -57,6 +69,10 @@ impl PathError {
             PathError::PathParameter => "path_parameter",
             PathError::DotSegment => "dot_segment",
             PathError::BadEscape => "bad_escape",
+            PathError::DoubleEncoding => "double_encoding",
+            PathError::InvalidUtf8 => "invalid_utf8",
+            PathError::Unnormalized => "unnormalized_unicode",
+            PathError::TrailingDotOrSpace => "trailing_dot_or_space",
         }
     }
 }
@@ -159,23 +175,62 @@ impl Out<'_> {
     }
 }
 
-/// Refuses the segment `written[start..]` if it is `.` or `..`.
+/// Refuses the segment `written[start..]` (canonical already) if it is `.` or `..`, or
+/// ends in `.` or an (encoded) space.
 fn check_segment(written: &[u8], start: usize) -> Result<(), PathError> {
     match written.get(start..) {
         Some(b".") | Some(b"..") => Err(PathError::DotSegment),
+        Some(s) if s.ends_with(b".") || s.ends_with(b"%20") => Err(PathError::TrailingDotOrSpace),
         _ => Ok(()),
     }
 }
 
+/// Refuses a canonical path with non-ASCII bytes (escaped) that do not decode to UTF-8
+/// or whose characters NFKC normalisation would change.
+fn check_unicode(canonical: &[u8]) -> Result<(), PathError> {
+    let mut decoded = Vec::with_capacity(canonical.len());
+    let mut i = 0;
+    while let Some(&b) = canonical.get(i) {
+        match (b, canonical.get(i + 1).copied().and_then(hex_value), canonical.get(i + 2).copied().and_then(hex_value))
+        {
+            (b'%', Some(hi), Some(lo)) => {
+                decoded.push(hi << 4 | lo);
+                i += 3;
+            }
+            _ => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let text = std::str::from_utf8(&decoded).map_err(|_| PathError::InvalidUtf8)?;
+    use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
+    let same = match is_nfkc_quick(text.chars()) {
+        IsNormalized::Yes => true,
+        IsNormalized::No => false,
+        IsNormalized::Maybe => text.nfkc().eq(text.chars()),
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(PathError::Unnormalized)
+    }
+}
+
 /// The canonical form of `path` (the part of the URL before `?`), borrowed when
-/// `path` is canonical already; see the module documentation.
-pub fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
+/// `path` is canonical already; see the module documentation. `%25` followed by two hex
+/// digits is refused unless `allow_double_encoding`.
+pub fn canonical(path: &str, allow_double_encoding: bool) -> Result<Cow<'_, str>, PathError> {
     let src = path.as_bytes();
     let mut out = Out { src: path, buf: None };
     let mut i = 0;
     // Where the current segment starts in the output, and whether the output ends in `/`.
     let mut segment = 0;
     let mut after_slash = false;
+    // Whether any byte is (or decodes to) non-ASCII: only then is Unicode checked.
+    let mut non_ascii = false;
+    // Whether a `%25` was seen: only then is the output checked for escaped escapes.
+    let mut escaped_percent = false;
     while let Some(&b) = src.get(i) {
         match CLASS[usize::from(b)] {
             Class::Keep => {
@@ -201,6 +256,8 @@ pub fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
                     return Err(PathError::BadEscape);
                 };
                 let v = hi << 4 | lo;
+                non_ascii |= v >= 0x80;
+                escaped_percent |= v == b'%';
                 match CLASS[usize::from(v)] {
                     Class::Refuse(e) => return Err(e),
                     Class::Slash => return Err(PathError::EncodedSlash),
@@ -212,6 +269,7 @@ pub fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
                 after_slash = false;
             }
             Class::Encode => {
+                non_ascii |= b >= 0x80;
                 out.push_escape(i, b);
                 i += 1;
                 after_slash = false;
@@ -220,6 +278,19 @@ pub fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
         }
     }
     check_segment(out.written(i), segment)?;
+    // Checked on the output, where `%25%41%41` has become `%25AA`.
+    if escaped_percent
+        && !allow_double_encoding
+        && out
+            .written(i)
+            .windows(5)
+            .any(|w| w[..3] == *b"%25" && hex_value(w[3]).is_some() && hex_value(w[4]).is_some())
+    {
+        return Err(PathError::DoubleEncoding);
+    }
+    if non_ascii {
+        check_unicode(out.written(i))?;
+    }
     Ok(match out.buf {
         Some(s) => Cow::Owned(s),
         None => Cow::Borrowed(path),
@@ -232,7 +303,7 @@ mod tests {
     use super::*;
 
     fn canon(p: &str) -> Result<String, PathError> {
-        canonical(p).map(Cow::into_owned)
+        canonical(p, false).map(Cow::into_owned)
     }
 
     #[test]
@@ -246,14 +317,59 @@ mod tests {
             "/a%25b",
             "/a%3Fb%23c",
             "/x:y@z!$&'()*+,=",
-            "/...",
-            "/.a/a./..b",
+            "/.a/a.b/..b",
             "/a/",
             "/__tollgate/bench",
+            "/%EC%84%9C%EC%9A%B8",
+            "/a%2561",
             "",
         ] {
-            assert!(matches!(canonical(p), Ok(Cow::Borrowed(q)) if q == p), "{p}");
+            let allow = p.contains("%25");
+            assert!(matches!(canonical(p, allow), Ok(Cow::Borrowed(q)) if q == p), "{p}");
         }
+    }
+
+    #[test]
+    fn ordinary_non_ascii_text_passes() {
+        for (p, want) in [
+            ("/caf\u{e9}", "/caf%C3%A9"),
+            ("/\u{c11c}\u{c6b8}", "/%EC%84%9C%EC%9A%B8"),
+            ("/caf%c3%a9/\u{65e5}\u{672c}", "/caf%C3%A9/%E6%97%A5%E6%9C%AC"),
+        ] {
+            assert_eq!(canon(p).as_deref(), Ok(want), "{p}");
+        }
+    }
+
+    #[test]
+    fn what_an_origin_would_read_otherwise_is_refused() {
+        for (p, err) in [
+            ("/public/%252e%252e/admin/users", PathError::DoubleEncoding),
+            ("/%2561dmin", PathError::DoubleEncoding),
+            ("/a%25%41%42", PathError::DoubleEncoding),
+            ("/%C0%AF", PathError::InvalidUtf8),
+            ("/%C0%AE%C0%AE/admin", PathError::InvalidUtf8),
+            ("/%FF", PathError::InvalidUtf8),
+            ("/%C3", PathError::InvalidUtf8),
+            ("/%C3\u{e9}", PathError::InvalidUtf8),
+            ("/%ED%A0%80", PathError::InvalidUtf8),
+            ("/admin\u{ff0f}users", PathError::Unnormalized),
+            ("/%EF%BC%8Fadmin", PathError::Unnormalized),
+            ("/admin\u{ff0e}json", PathError::Unnormalized),
+            ("/a\u{ff3c}b", PathError::Unnormalized),
+            ("/\u{ff41}dmin", PathError::Unnormalized),
+            ("/\u{fb01}le", PathError::Unnormalized),
+            ("/cafe\u{301}", PathError::Unnormalized),
+            ("/admin./users", PathError::TrailingDotOrSpace),
+            ("/admin%20/users", PathError::TrailingDotOrSpace),
+            ("/admin ", PathError::TrailingDotOrSpace),
+            ("/...", PathError::TrailingDotOrSpace),
+            ("/a./", PathError::TrailingDotOrSpace),
+            ("/admin%2E", PathError::TrailingDotOrSpace),
+        ] {
+            assert_eq!(canon(p), Err(err), "{p}");
+        }
+        // The documented switch lets double encoding through, as it is.
+        assert_eq!(canonical("/public/%252e%252e/x", true).as_deref(), Ok("/public/%252e%252e/x"));
     }
 
     #[test]
@@ -270,9 +386,10 @@ mod tests {
             ("/a|b[c]^`{}\"<>", "/a%7Cb%5Bc%5D%5E%60%7B%7D%22%3C%3E"),
             ("/caf\u{e9}", "/caf%C3%A9"),
             ("/\u{7f}\t", "/%7F%09"),
-            ("/%2e%2e%2e", "/..."),
+            ("/%2e%2e%2ex", "/...x"),
             ("/a%2Eb", "/a.b"),
-            ("/%2561", "/%2561"),
+            ("/%25", "/%25"),
+            ("/%25zz", "/%25zz"),
         ] {
             assert_eq!(canon(p).as_deref(), Ok(want), "{p}");
         }
@@ -307,6 +424,25 @@ mod tests {
         }
     }
 
+    /// The check's cost per request, native (a figure, not a test: run with
+    /// `cargo test --release -p tollgate-edge --lib path_check_cost -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn path_check_cost() {
+        let n = 200_000u32;
+        for p in
+            ["/api/v1/profile/settings", "/public/caf%C3%A9/menu", "/%EC%84%9C%EC%9A%B8/%EC%A7%80%EB%8F%84", "/a%2Fb"]
+        {
+            let t = std::time::Instant::now();
+            let mut ok = 0u32;
+            for _ in 0..n {
+                ok += u32::from(canonical(std::hint::black_box(p), false).is_ok());
+            }
+            let ns = t.elapsed().as_nanos() as f64 / f64::from(n);
+            println!("canonical({p:?}): {ns:.0} ns ({} bytes, ok {})", p.len(), ok == n);
+        }
+    }
+
     /// A small deterministic generator (xorshift), so the property tests need no crate.
     struct Rng(u64);
 
@@ -327,8 +463,47 @@ mod tests {
     /// raw bytes of every class, a multi-byte character.
     fn random_path(rng: &mut Rng) -> String {
         const PIECES: &[&str] = &[
-            "/", "//", "a", "Z", "9", ".", "..", "-", "~", "%", "%2", "%2e", "%2E", "%2f", "%41", "%61", "%7e", "%7C",
-            "%c3%a9", "%25", "%3b", "%3A", "%00", "%5c", ";", "\\", " ", "|", ":", "@", "!", "é", "\0", "%zz",
+            "/",
+            "//",
+            "a",
+            "Z",
+            "9",
+            ".",
+            "..",
+            "-",
+            "~",
+            "%",
+            "%2",
+            "%2e",
+            "%2E",
+            "%2f",
+            "%41",
+            "%61",
+            "%7e",
+            "%7C",
+            "%c3%a9",
+            "%25",
+            "%3b",
+            "%3A",
+            "%00",
+            "%5c",
+            ";",
+            "\\",
+            " ",
+            "|",
+            ":",
+            "@",
+            "!",
+            "é",
+            "\0",
+            "%zz",
+            "%C0%AF",
+            "%ff",
+            "\u{ff0f}",
+            "e\u{301}",
+            "서울",
+            "%ef%bc%8f",
+            "%2561",
         ];
         let mut p = String::new();
         for _ in 0..(rng.next() % 12) {
@@ -343,11 +518,11 @@ mod tests {
         let (mut ok, mut refused) = (0, 0);
         for _ in 0..200_000 {
             let p = random_path(&mut rng);
-            match canonical(&p) {
+            match canonical(&p, false) {
                 Ok(c) => {
                     ok += 1;
                     // Idempotent, and the canonical form comes back borrowed.
-                    assert!(matches!(canonical(&c), Ok(Cow::Borrowed(q)) if q == c), "{p:?} → {c:?}");
+                    assert!(matches!(canonical(&c, false), Ok(Cow::Borrowed(q)) if q == c), "{p:?} → {c:?}");
                     // Borrowed exactly when nothing changed.
                     assert_eq!(matches!(c, Cow::Borrowed(_)), c == p, "{p:?}");
                     // What an origin that decodes and merges slashes sees is what the
@@ -357,6 +532,13 @@ mod tests {
                     assert_eq!(decoded.iter().filter(|&&b| b == b'/').count(), c.matches('/').count(), "{p:?}");
                     assert!(!decoded.iter().any(|b| matches!(b, b';' | b'\\' | 0)), "{p:?}");
                     assert!(!decoded.split(|&b| b == b'/').any(|s| s == b"." || s == b".."), "{p:?}");
+                    // No segment ends in a dot or a space; the text is UTF-8 in NFKC;
+                    // decoding once more changes nothing (no escaped escapes).
+                    assert!(!decoded.split(|&b| b == b'/').any(|s| s.ends_with(b".") || s.ends_with(b" ")), "{p:?}");
+                    let text = std::str::from_utf8(&decoded).unwrap();
+                    assert!(unicode_normalization::is_nfkc(text), "{p:?}");
+                    let escape = |w: &[u8]| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit();
+                    assert!(!decoded.windows(3).any(escape), "{p:?}");
                     assert!(c.bytes().all(|b| b.is_ascii_graphic()), "{p:?}");
                 }
                 Err(_) => refused += 1,

@@ -138,7 +138,7 @@ pub async fn fetch_all(req: &Request, timeout_ms: u64, max_body: usize) -> Resul
     }
 }
 
-/// A GET request with the given headers.
+/// A GET request with the given headers that does not follow redirects.
 pub fn get_request(url: &str, headers: &[(&str, &str)]) -> Result<Request, FetchError> {
     let h = Headers::new().map_err(js_err)?;
     for (k, v) in headers {
@@ -147,6 +147,8 @@ pub fn get_request(url: &str, headers: &[(&str, &str)]) -> Result<Request, Fetch
     let init = RequestInit::new();
     init.set_method("GET");
     init.set_headers(&h);
+    // Redirects come back as they are: the caller decides whether to follow one.
+    init.set_redirect(web_sys::RequestRedirect::Manual);
     Request::new_with_str_and_init(url, &init).map_err(js_err)
 }
 

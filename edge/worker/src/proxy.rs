@@ -1,12 +1,21 @@
 //! Forwarding to the origin, and the header rules around it.
 //!
-//! Client headers named `X-Tollgate-*` are always stripped (on every route, with or
-//! without a token), also when spelled with `_` for either `-` (`X-Tollgate_Sid`,
-//! which CGI/WSGI-style origins read as `X-Tollgate-Sid`), so the origin can trust the
-//! ones the Worker sets: `X-Tollgate-Sub`,
-//! `X-Tollgate-Sid` (values outside printable ASCII are percent-encoded) and
-//! `X-Tollgate-Claims` (base64url of the verified claims' JSON). `Host` is dropped so
-//! the origin sees its own. Redirects are passed back to the client, not followed.
+//! Removed from every forwarded request (on every route, with or without a token; also
+//! spelled with `_` for any `-`, which CGI/WSGI-style origins read as the same header):
+//! `Host` (the origin sees its own); any client `X-Tollgate-*`; the headers some origins
+//! honour to route or to change the method: `X-Original-URL`, `X-Rewrite-URL`,
+//! `X-Override-URL`, `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`;
+//! and the forwarding headers a client could forge: `Forwarded`, `X-Real-IP`,
+//! `X-Forwarded-For`, `-Host`, `-Proto`. The Worker sets `X-Forwarded-For` (from
+//! `CF-Connecting-IP`, which Cloudflare sets; absent without it), `X-Forwarded-Host`
+//! and `X-Forwarded-Proto` (from the URL the Worker was asked for) itself.
+//!
+//! Then it adds `X-Tollgate-Sub`, `X-Tollgate-Sid` (values outside printable ASCII are
+//! percent-encoded) and `X-Tollgate-Claims` (base64url of the verified claims' JSON) for
+//! a verified token, and on every request `X-Tollgate-Request-Id` and
+//! `X-Tollgate-Assertion`. On `auth: none` routes, where nothing is verified, a Bearer
+//! `Authorization` and the token cookie are removed: an unverified token never reaches
+//! the origin. Redirects are passed back to the client, not followed.
 
 use std::cell::OnceCell;
 
@@ -14,58 +23,48 @@ use js_sys::Promise;
 use wasm_bindgen::JsValue;
 use web_sys::Request;
 
-use tollgate_core::Claims;
-
+use crate::assertion::Assertion;
+use crate::identity::Identity;
 use crate::respond::Reply;
 
-/// The identity headers' values for the origin (`None` when absent), kept with the
-/// verified token in the verified-token cache. Kept as Rust strings, in wasm memory,
-/// and made into JavaScript strings per request: measured on workerd, holding three
-/// JavaScript strings per cached token (10,000 tokens: 30,000 entries in wasm-bindgen's
-/// reference table, which the garbage collector walks) cost more than making them anew
-/// (A/B, new token per request: +9% req/s without them; hot token: +6%).
-#[derive(Debug)]
-pub struct Identity {
-    /// `X-Tollgate-Sub`.
-    pub sub: Option<String>,
-    /// `X-Tollgate-Sid`.
-    pub sid: Option<String>,
-    /// `X-Tollgate-Claims`.
-    pub claims: Option<String>,
-}
-
-impl Identity {
-    /// No identity (routes with `auth: none`).
-    pub fn none() -> Identity {
-        Identity { sub: None, sid: None, claims: None }
-    }
-
-    /// The headers for verified claims: `sub` and `sid` made header-safe, and the
-    /// claims header (base64url already).
-    pub fn of(claims: &Claims, claims_header: &str) -> Identity {
-        let safe = |v: Option<&str>| v.map(|v| header_safe(v).into_owned());
-        Identity { sub: safe(claims.sub()), sid: safe(claims.sid()), claims: Some(claims_header.to_owned()) }
-    }
-}
-
-/// Forwards `incoming` to `origin` + `path_and_query` with its headers, less `Host` and
-/// any `X-Tollgate-*`, plus the identity headers. Returns the promise of the origin's
-/// response without awaiting it (no future, no wasm closures): if the fetch rejects,
-/// the promise resolves to the Worker's 502 and the failure is logged, on the
-/// JavaScript side. `Err` when the request cannot be made. The request is assembled in
-/// one JavaScript call, and the incoming headers are copied once, into the origin
-/// request itself. The path and the identity values cross from wasm as strings; the
-/// origin and the 502 body are JavaScript strings made once per isolate.
-pub fn forward(incoming: &Request, origin: &str, path_and_query: &str, id: &Identity) -> Result<Promise, JsValue> {
+/// Forwards `incoming` to `origin` + `path_and_query` with its headers less the ones
+/// above, plus the identity and assertion headers (and, when `open`, without the
+/// client's credentials). Returns the promise of the origin's response without awaiting
+/// it (no future, no wasm closures): if the fetch rejects, the promise resolves to the
+/// Worker's 502 and the failure is logged, on the JavaScript side. `Err` when the
+/// request cannot be made. The request is assembled in one JavaScript call, and the
+/// incoming headers are copied once, into the origin request itself. The path and the
+/// header values cross from wasm as strings; the origin, the cookie name and the 502
+/// body are JavaScript strings made once per isolate.
+pub fn forward(
+    incoming: &Request,
+    origin: &str,
+    cookie_name: &str,
+    path_and_query: &str,
+    id: &Identity,
+    assertion: &Assertion,
+    open: bool,
+) -> Result<Promise, JsValue> {
     FORWARD_CONTEXT.with(|cx| {
-        let cx = cx.get_or_init(|| forward_context(origin, &Reply::BadGateway.parts().3.to_string()));
-        forward_js(incoming, cx, path_and_query, id.sub.as_deref(), id.sid.as_deref(), id.claims.as_deref())
+        let cx = cx.get_or_init(|| forward_context(origin, cookie_name, &Reply::BadGateway.parts().3.to_string()));
+        forward_js(
+            incoming,
+            cx,
+            path_and_query,
+            id.sub.as_deref(),
+            id.sid.as_deref(),
+            id.claims.as_deref(),
+            &assertion.request_id,
+            assertion.jws.as_deref(),
+            open,
+        )
     })
 }
 
 thread_local! {
-    /// `{origin, badGatewayBody}` for `forward_js`, made once per isolate (the origin is
-    /// the isolate's configuration; the body is [`Reply::BadGateway`]'s).
+    /// `{origin, cookieName, badGatewayBody}` for `forward_js`, made once per isolate
+    /// (the origin and the cookie name are the isolate's configuration; the body is
+    /// [`Reply::BadGateway`]'s).
     static FORWARD_CONTEXT: OnceCell<JsValue> = const { OnceCell::new() };
 }
 
@@ -75,30 +74,53 @@ thread_local! {
 // Worker constructs has headers of its own that it may change (the incoming one's are
 // immutable), so the headers are copied once. Header names come lower-cased from
 // `Headers` iteration; the doomed names are collected first, as deleting while
-// iterating would skip some.
+// iterating would skip some. Every doomed name but `host` and `forwarded` starts with
+// `x`, so the others are passed over after one character comparison.
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
-export function forward_context(origin, badGatewayBody) {
-  return { origin, badGatewayBody };
+export function forward_context(origin, cookieName, badGatewayBody) {
+  return { origin, cookieName, badGatewayBody };
 }
+
+const DOOMED_X = /^x[-_](?:tollgate[-_]|original[-_]url$|rewrite[-_]url$|override[-_]url$|http[-_]method(?:[-_]override)?$|method[-_]override$|forwarded[-_](?:for|host|proto)$|real[-_]ip$)/;
 
 function strip_headers(headers) {
   let doomed;
   for (const name of headers.keys()) {
-    if (name === 'host' || (name.charCodeAt(0) === 120 && /^x[-_]tollgate[-_]/.test(name))) (doomed ??= []).push(name);
+    if (name.charCodeAt(0) === 120 ? DOOMED_X.test(name) : name === 'host' || name === 'forwarded') (doomed ??= []).push(name);
   }
   if (doomed !== undefined) for (const name of doomed) headers.delete(name);
 }
 
-export function forward_js(incoming, cx, pathAndQuery, sub, sid, claims) {
+function strip_credentials(headers, cookieName) {
+  const auth = headers.get('authorization');
+  if (auth !== null && /(?:^|,)\s*bearer(?:\s|$)/i.test(auth)) headers.delete('authorization');
+  const cookie = headers.get('cookie');
+  if (cookie === null || !cookie.includes(cookieName)) return;
+  const kept = cookie.split(/[;,]/).filter((pair) => pair.split('=', 1)[0].trim() !== cookieName);
+  if (kept.length === 0) headers.delete('cookie');
+  else headers.set('cookie', kept.map((p) => p.trim()).join('; '));
+}
+
+export function forward_js(incoming, cx, pathAndQuery, sub, sid, claims, requestId, assertion, open) {
   const method = incoming.method;
   const init = { method, headers: incoming.headers, redirect: 'manual' };
   if (method !== 'GET' && method !== 'HEAD' && incoming.body !== null) init.body = incoming.body;
   const req = new Request(cx.origin + pathAndQuery, init);
   const headers = req.headers;
+  const client = headers.get('cf-connecting-ip');
   strip_headers(headers);
+  if (open) strip_credentials(headers, cx.cookieName);
+  const url = incoming.url;
+  const hostStart = url.indexOf('//') + 2;
+  const hostEnd = url.indexOf('/', hostStart);
+  if (client !== null) headers.set('x-forwarded-for', client);
+  headers.set('x-forwarded-host', url.slice(hostStart, hostEnd < 0 ? url.length : hostEnd));
+  headers.set('x-forwarded-proto', url.slice(0, hostStart - 3));
   if (sub !== undefined) headers.set('x-tollgate-sub', sub);
   if (sid !== undefined) headers.set('x-tollgate-sid', sid);
   if (claims !== undefined) headers.set('x-tollgate-claims', claims);
+  headers.set('x-tollgate-request-id', requestId);
+  if (assertion !== undefined) headers.set('x-tollgate-assertion', assertion);
   return fetch(req).catch((e) => {
     console.log(`tollgate: origin ${cx.origin} unreachable: ${e instanceof Error ? e.message : String(e)}`);
     return new Response(cx.badGatewayBody, {
@@ -109,12 +131,14 @@ export function forward_js(incoming, cx, pathAndQuery, sub, sid, claims) {
 }
 "#)]
 extern "C" {
-    fn forward_context(origin: &str, bad_gateway_body: &str) -> JsValue;
+    fn forward_context(origin: &str, cookie_name: &str, bad_gateway_body: &str) -> JsValue;
 
-    /// Builds the origin request (the incoming headers less `Host` and `X-Tollgate-*`,
-    /// plus the identity headers; manual redirects; the body for methods that have one)
-    /// and fetches it, resolving to the Worker's 502 (and logging) if the fetch rejects.
+    /// Builds the origin request (the incoming headers less the stripped ones, plus the
+    /// forwarding, identity and assertion headers; manual redirects; the body for
+    /// methods that have one) and fetches it, resolving to the Worker's 502 (and
+    /// logging) if the fetch rejects.
     #[wasm_bindgen(catch)]
+    #[allow(clippy::too_many_arguments)]
     fn forward_js(
         incoming: &Request,
         cx: &JsValue,
@@ -122,32 +146,55 @@ extern "C" {
         sub: Option<&str>,
         sid: Option<&str>,
         claims: Option<&str>,
+        request_id: &str,
+        assertion: Option<&str>,
+        open: bool,
     ) -> Result<Promise, JsValue>;
 }
 
-/// A header value: printable ASCII kept, everything else (and `%`) percent-encoded.
-pub fn header_safe(v: &str) -> std::borrow::Cow<'_, str> {
-    if v.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'%') {
-        return std::borrow::Cow::Borrowed(v);
-    }
-    let mut out = String::with_capacity(v.len() + 8);
-    for b in v.bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
+/// Two credentials where one is allowed: the request is refused (400
+/// `ambiguous_credentials`) rather than guessing which one the origin would read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ambiguous;
 
-/// The token from `Authorization: Bearer` first, then from the named cookie.
-pub fn extract_token<'a>(
+/// The one token of a request: from `Authorization: Bearer`, else from the named
+/// cookie. `Err(Ambiguous)` for two `Authorization` values carrying a Bearer token
+/// (joined with `,`), a Bearer token and the cookie both, or the cookie twice (also
+/// across several `Cookie` headers, which arrive joined with `,`).
+pub fn credential<'a>(
     authorization: Option<&'a str>,
     cookie: Option<&'a str>,
     cookie_name: &str,
-) -> Option<&'a str> {
-    bearer_token(authorization).or_else(|| cookie_token(cookie, cookie_name))
+) -> Result<Option<&'a str>, Ambiguous> {
+    let bearer = match authorization {
+        Some(a) if a.contains(',') => {
+            if a.split(',').any(|part| bearer_scheme(part.trim())) {
+                return Err(Ambiguous);
+            }
+            None
+        }
+        other => bearer_token(other),
+    };
+    let mut cookies = cookie
+        .into_iter()
+        .flat_map(|c| c.split([';', ',']))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| name.trim() == cookie_name);
+    let from_cookie = match (cookies.next(), cookies.next()) {
+        (Some(_), Some(_)) => return Err(Ambiguous),
+        (Some((_, v)), None) => Some(v.trim().trim_matches('"')).filter(|v| !v.is_empty()),
+        (None, _) => None,
+    };
+    match (bearer, from_cookie) {
+        (Some(_), Some(_)) => Err(Ambiguous),
+        (b, c) => Ok(b.or(c)),
+    }
+}
+
+/// Whether an `Authorization` value (or one of several) uses the Bearer scheme.
+fn bearer_scheme(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 6 && b[..6].eq_ignore_ascii_case(b"bearer") && b.get(6).is_none_or(|c| c.is_ascii_whitespace())
 }
 
 /// The token of an `Authorization: Bearer` header, if it is one.
@@ -160,27 +207,40 @@ pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case(b"bearer ").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// The value of the cookie named `cookie_name` in a `Cookie` header, if not empty.
-fn cookie_token<'a>(cookie: Option<&'a str>, cookie_name: &str) -> Option<&'a str> {
-    cookie?.split(';').find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        (name.trim() == cookie_name).then(|| value.trim().trim_matches('"')).filter(|v| !v.is_empty())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn bearer_first_then_cookie() {
-        assert_eq!(extract_token(Some("Bearer abc"), Some("access_token=c"), "access_token"), Some("abc"));
-        assert_eq!(extract_token(Some("bearer  abc "), None, "access_token"), Some("abc"));
-        assert_eq!(extract_token(Some("Basic xyz"), Some("a=1; access_token=tok; b=2"), "access_token"), Some("tok"));
-        assert_eq!(extract_token(Some("Bearer "), Some("access_token=\"q\""), "access_token"), Some("q"));
-        assert_eq!(extract_token(None, Some("xaccess_token=1; access_token="), "access_token"), None);
-        assert_eq!(extract_token(None, Some("sid=1"), "sid"), Some("1"));
-        assert_eq!(extract_token(None, None, "access_token"), None);
+    fn one_credential() {
+        let name = "access_token";
+        assert_eq!(credential(Some("bearer  abc "), None, name), Ok(Some("abc")));
+        assert_eq!(credential(Some("Basic xyz"), Some("a=1; access_token=tok; b=2"), name), Ok(Some("tok")));
+        assert_eq!(credential(Some("Bearer "), Some("access_token=\"q\""), name), Ok(Some("q")));
+        assert_eq!(credential(None, Some("xaccess_token=1; access_token="), name), Ok(None));
+        assert_eq!(credential(None, Some("sid=1"), "sid"), Ok(Some("1")));
+    }
+
+    #[test]
+    fn ambiguous_credentials_are_refused() {
+        let name = "access_token";
+        assert_eq!(credential(Some("Bearer a"), Some("theme=dark"), name), Ok(Some("a")));
+        assert_eq!(credential(None, Some("theme=dark; access_token=c"), name), Ok(Some("c")));
+        assert_eq!(credential(Some("Basic x"), Some("access_token=c"), name), Ok(Some("c")));
+        assert_eq!(credential(None, None, name), Ok(None));
+        for (auth, cookie) in [
+            (Some("Bearer a, Bearer b"), None),
+            (Some("Basic x, Bearer b"), None),
+            (Some("Bearer a"), Some("access_token=c")),
+            (None, Some("access_token=a; access_token=b")),
+            (None, Some("a=1, access_token=x; access_token=y")),
+            (None, Some("access_token=a, access_token=a")),
+        ] {
+            assert_eq!(credential(auth, cookie, name), Err(Ambiguous), "{auth:?} {cookie:?}");
+        }
+        // Two values of another scheme carry no token: no Bearer, no ambiguity.
+        assert_eq!(credential(Some(r#"Digest a="1", b="2""#), None, name), Ok(None));
+        assert_eq!(credential(Some("Bearer "), Some("access_token=c"), name), Ok(Some("c")));
     }
 
     #[test]
@@ -197,13 +257,6 @@ mod tests {
             assert_eq!(bearer_token(Some(v)).is_some(), v == "Bearer \u{e9}", "{v:?}");
         }
         assert_eq!(bearer_token(Some("Bearer \u{e9}")), Some("\u{e9}"));
-        assert_eq!(extract_token(Some("Bearer\u{e9}x"), Some("access_token=c"), "access_token"), Some("c"));
-    }
-
-    #[test]
-    fn header_values_are_safe() {
-        assert_eq!(header_safe("alice@example.test"), "alice@example.test");
-        assert_eq!(header_safe("김철수"), "%EA%B9%80%EC%B2%A0%EC%88%98");
-        assert_eq!(header_safe("a\r\nb%"), "a%0D%0Ab%25");
+        assert_eq!(credential(Some("Bearer\u{e9}x"), Some("access_token=c"), "access_token"), Ok(Some("c")));
     }
 }

@@ -1,11 +1,11 @@
-//! The per-isolate denylist replica.
+//! The per-isolate denylist replica. It works on its own state and on a [`Source`] of
+//! signed messages (the revocation service over HTTP: [`source::HttpSource`]).
 //!
-//! The first request of an isolate takes a signed snapshot (`GET /v1/denylist`); after
-//! that, one background long-poll at a time (`GET /v1/denylist?since=SEQ&wait=S`, run
-//! under `ctx.wait_until` so requests do not wait for it) pulls signed deltas. Every
-//! message's signature is verified by the core before anything in it is applied. A 410
-//! (the service no longer holds events after our sequence) or a gap means: take a
-//! snapshot again.
+//! The first request of an isolate takes a signed snapshot; after that, one background
+//! long-poll at a time (run under `ctx.wait_until` so requests do not wait for it)
+//! pulls signed deltas. Every message's signature is verified by the core before
+//! anything in it is applied. A source that no longer holds the events after our
+//! sequence ([`source::Delta::Gone`]) or a gap means: take a snapshot again.
 //!
 //! Staleness is the time since the service last answered with a signed message that
 //! continues the replica (a delta, an empty long-poll's empty delta, or a snapshot). An
@@ -18,18 +18,20 @@
 //! background. If the replica is still stale, fail mode `closed` answers 503 and `open`
 //! lets the request through on the replica it has.
 
+pub mod source;
+
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use futures_util::future::{select, Either};
+use tollgate_core::jwk::P256Key;
 use tollgate_core::{Claims, Denylist, WireError};
 
 use crate::config::{FailMode, Revocation};
 use crate::error::FetchError;
-use crate::isolate::Isolate;
-use crate::platform::{fetch_all, get_request, log, now_ms, sleep};
+use crate::platform::{log, now_ms, sleep};
+use source::{Delta, Source};
 
-/// Largest snapshot or delta accepted, bytes (a 1M-entry snapshot is about 12 MB).
-const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// How long a request waits for a sync it starts or finds running; also the deadline of
 /// a delta fetched for a stale replica.
 const INLINE_TIMEOUT_MS: u64 = 3_000;
@@ -44,9 +46,21 @@ const INLINE_RETRY_MS: f64 = 1_000.0;
 /// Least time between two background polls after a failed one.
 const POLL_BACKOFF_MS: f64 = 1_000.0;
 
-/// The replica's state.
+/// The denylist replica: what it follows, how stale it may be, and its state. One per
+/// isolate, shared (`Rc`) with the syncs it runs in the background; no borrow of its
+/// state is held across an `.await`.
 #[derive(Debug)]
-pub struct Replica {
+pub struct Replica<S> {
+    source: S,
+    key: P256Key,
+    max_staleness_seconds: u64,
+    fail_mode: FailMode,
+    state: RefCell<State>,
+}
+
+/// What the replica holds and what it is doing.
+#[derive(Debug)]
+struct State {
     list: Option<Denylist>,
     last_ok_ms: f64,
     poll_since_ms: Option<f64>,
@@ -61,9 +75,9 @@ pub struct Replica {
     diverged: Option<String>,
 }
 
-impl Default for Replica {
-    fn default() -> Replica {
-        Replica {
+impl Default for State {
+    fn default() -> State {
+        State {
             list: None,
             last_ok_ms: f64::NEG_INFINITY,
             poll_since_ms: None,
@@ -79,8 +93,6 @@ impl Default for Replica {
 /// Whether the denylist may be trusted for this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
-    /// No revocation service is configured.
-    Off,
     /// Within the staleness bound.
     Fresh,
     /// Too stale, fail mode `open`: check what we have and let through.
@@ -92,142 +104,147 @@ pub enum Freshness {
     },
 }
 
-impl Replica {
+impl<S: Source> Replica<S> {
+    /// A replica of what `source` serves, signed with the key of `settings`, under its
+    /// staleness bound and fail mode. It holds nothing until its first sync.
+    pub fn new(source: S, settings: &Revocation) -> Replica<S> {
+        Replica {
+            source,
+            key: settings.key.clone(),
+            max_staleness_seconds: settings.max_staleness_seconds,
+            fail_mode: settings.fail_mode,
+            state: RefCell::new(State::default()),
+        }
+    }
+
     /// Whether verified claims are revoked according to the replica held.
     pub fn is_revoked(&self, claims: &Claims) -> bool {
-        self.list.as_ref().is_some_and(|l| l.check(claims).is_err())
+        self.state.borrow().list.as_ref().is_some_and(|l| l.check(claims).is_err())
     }
 
     /// The replica's sequence number and entry count (0, 0 before the first snapshot).
     pub fn status(&self) -> (u64, usize) {
-        self.list.as_ref().map_or((0, 0), |l| (l.seq(), l.len()))
+        self.state.borrow().list.as_ref().map_or((0, 0), |l| (l.seq(), l.len()))
     }
 
-    fn fresh(&self, rev: &Revocation, now: f64) -> bool {
-        self.list.is_some() && now - self.last_ok_ms <= rev.max_staleness_seconds as f64 * 1000.0
+    fn fresh(&self, now: f64) -> bool {
+        let st = self.state.borrow();
+        st.list.is_some() && now - st.last_ok_ms <= self.max_staleness_seconds as f64 * 1000.0
     }
-}
 
-/// How long a long-poll waits on the service, seconds: half the staleness bound, 1–20.
-fn poll_wait_seconds(rev: &Revocation) -> u64 {
-    (rev.max_staleness_seconds / 2).clamp(1, 20)
-}
+    /// How long a long-poll waits on the source, seconds: half the staleness bound, 1–20.
+    fn poll_wait_seconds(&self) -> u64 {
+        (self.max_staleness_seconds / 2).clamp(1, 20)
+    }
 
-/// Decides whether the request may rely on the denylist, syncing first if needed, and
-/// keeps one background long-poll running.
-pub async fn ensure_fresh(iso: &Rc<Isolate>, ctx: &worker::Context) -> Freshness {
-    let Some(rev) = iso.config.revocation.as_ref() else { return Freshness::Off };
-    start_poll(iso, ctx);
-    if iso.replica.borrow().fresh(rev, now_ms()) {
-        return Freshness::Fresh;
+    /// Decides whether the request may rely on the denylist, syncing first if needed,
+    /// and keeps one background long-poll running.
+    pub async fn ensure_fresh(self: &Rc<Self>, ctx: &worker::Context) -> Freshness {
+        self.start_poll(ctx);
+        if self.fresh(now_ms()) {
+            return Freshness::Fresh;
+        }
+        self.inline_sync(ctx).await;
+        self.start_poll(ctx);
+        if self.fresh(now_ms()) {
+            return Freshness::Fresh;
+        }
+        match self.fail_mode {
+            FailMode::Open => Freshness::FailOpen,
+            FailMode::Closed => Freshness::Stale { retry_after: 2 },
+        }
     }
-    inline_sync(iso, rev, ctx).await;
-    start_poll(iso, ctx);
-    let now = now_ms();
-    if iso.replica.borrow().fresh(rev, now) {
-        return Freshness::Fresh;
-    }
-    match rev.fail_mode {
-        FailMode::Open => Freshness::FailOpen,
-        FailMode::Closed => Freshness::Stale { retry_after: 2 },
-    }
-}
 
-/// Syncs for a stale replica: starts one sync, or waits for the one another request
-/// started, for at most [`INLINE_TIMEOUT_MS`]. A sync this request started and that is
-/// still running then goes on under `ctx.wait_until`, so a snapshot too large to arrive
-/// in one request's wait still arrives.
-async fn inline_sync(iso: &Rc<Isolate>, rev: &Revocation, ctx: &worker::Context) {
-    let deadline = now_ms() + INLINE_TIMEOUT_MS as f64 + 500.0;
-    loop {
-        let now = now_ms();
-        let (running, failed_recently) = {
-            let r = iso.replica.borrow();
-            (
-                r.inline_since_ms.is_some_and(|t| now - t < RUNNING_FOR_AT_MOST_MS),
-                now - r.last_inline_fail_ms < INLINE_RETRY_MS,
-            )
-        };
-        if !running {
-            if failed_recently {
+    /// Syncs for a stale replica: starts one sync, or waits for the one another request
+    /// started, for at most [`INLINE_TIMEOUT_MS`]. A sync this request started and that
+    /// is still running then goes on under `ctx.wait_until`, so a snapshot too large to
+    /// arrive in one request's wait still arrives.
+    async fn inline_sync(self: &Rc<Self>, ctx: &worker::Context) {
+        let deadline = now_ms() + INLINE_TIMEOUT_MS as f64 + 500.0;
+        loop {
+            let now = now_ms();
+            let (running, failed_recently) = {
+                let st = self.state.borrow();
+                (
+                    st.inline_since_ms.is_some_and(|t| now - t < RUNNING_FOR_AT_MOST_MS),
+                    now - st.last_inline_fail_ms < INLINE_RETRY_MS,
+                )
+            };
+            if !running {
+                if failed_recently {
+                    return;
+                }
+                break;
+            }
+            if now > deadline || self.fresh(now) {
                 return;
             }
-            break;
+            // Another request is syncing: wait on our own timer (never on its I/O, which
+            // belongs to its request) and look again.
+            sleep(5).await;
         }
-        if now > deadline || iso.replica.borrow().fresh(rev, now) {
-            return;
+        self.state.borrow_mut().inline_since_ms = Some(now_ms());
+        let replica = Rc::clone(self);
+        let sync = Box::pin(async move {
+            let result = replica.sync_once(0, INLINE_TIMEOUT_MS).await;
+            let mut st = replica.state.borrow_mut();
+            st.inline_since_ms = None;
+            if let Err(e) = result {
+                st.last_inline_fail_ms = now_ms();
+                drop(st);
+                log(&format!("tollgate: denylist sync from {} failed: {e}", replica.source.describe()));
+            }
+        });
+        let wait = Box::pin(sleep((deadline - now_ms()).max(0.0) as u64));
+        if let Either::Right(((), sync)) = select(sync, wait).await {
+            ctx.wait_until(sync);
         }
-        // Another request is syncing: wait on our own timer (never on its I/O, which
-        // belongs to its request) and look again.
-        sleep(5).await;
     }
-    iso.replica.borrow_mut().inline_since_ms = Some(now_ms());
-    let owned = Rc::clone(iso);
-    let sync = Box::pin(async move {
-        let Some(rev) = owned.config.revocation.as_ref() else { return };
-        let result = sync_once(&owned, rev, 0, INLINE_TIMEOUT_MS).await;
-        let mut r = owned.replica.borrow_mut();
-        r.inline_since_ms = None;
-        if let Err(e) = result {
-            r.last_inline_fail_ms = now_ms();
-            drop(r);
-            log(&format!("tollgate: denylist sync from {} failed: {e}", rev.url));
-        }
-    });
-    let wait = Box::pin(sleep((deadline - now_ms()).max(0.0) as u64));
-    if let Either::Right(((), sync)) = select(sync, wait).await {
-        ctx.wait_until(sync);
-    }
-}
 
-/// Starts the background long-poll unless one is running (or the last failed < 1 s ago).
-fn start_poll(iso: &Rc<Isolate>, ctx: &worker::Context) {
-    let Some(rev) = iso.config.revocation.as_ref() else { return };
-    let wait = poll_wait_seconds(rev);
-    let timeout_ms = (wait + 5) * 1000;
-    let now = now_ms();
-    {
-        let mut r = iso.replica.borrow_mut();
-        if r.list.is_none() || now < r.next_poll_ms {
-            return;
+    /// Starts the background long-poll unless one is running (or the last failed < 1 s
+    /// ago).
+    fn start_poll(self: &Rc<Self>, ctx: &worker::Context) {
+        let wait = self.poll_wait_seconds();
+        let timeout_ms = (wait + 5) * 1000;
+        let now = now_ms();
+        {
+            let mut st = self.state.borrow_mut();
+            if st.list.is_none() || now < st.next_poll_ms {
+                return;
+            }
+            // A poll whose request context went away never clears its flag: time it out.
+            if st.poll_since_ms.is_some_and(|t| now - t < timeout_ms as f64 + 1_000.0) {
+                return;
+            }
+            st.poll_since_ms = Some(now);
         }
-        // A poll whose request context went away never clears its flag: time it out.
-        if r.poll_since_ms.is_some_and(|t| now - t < timeout_ms as f64 + 1_000.0) {
-            return;
-        }
-        r.poll_since_ms = Some(now);
+        let replica = Rc::clone(self);
+        ctx.wait_until(async move {
+            let result = replica.sync_once(wait, timeout_ms).await;
+            let mut st = replica.state.borrow_mut();
+            st.poll_since_ms = None;
+            if let Err(e) = result {
+                st.next_poll_ms = now_ms() + POLL_BACKOFF_MS;
+                drop(st);
+                log(&format!("tollgate: denylist long-poll to {} failed: {e}", replica.source.describe()));
+            }
+        });
     }
-    let iso = Rc::clone(iso);
-    ctx.wait_until(async move {
-        let Some(rev) = iso.config.revocation.as_ref() else { return };
-        let result = sync_once(&iso, rev, wait, timeout_ms).await;
-        let mut r = iso.replica.borrow_mut();
-        r.poll_since_ms = None;
-        if let Err(e) = result {
-            r.next_poll_ms = now_ms() + POLL_BACKOFF_MS;
-            drop(r);
-            log(&format!("tollgate: denylist long-poll to {} failed: {e}", rev.url));
-        }
-    });
-}
 
-/// One exchange with the service: a delta after our sequence (long-polling `wait`
-/// seconds), or a snapshot when we have none or the service says 410.
-async fn sync_once(iso: &Rc<Isolate>, rev: &Revocation, wait: u64, timeout_ms: u64) -> Result<(), FetchError> {
-    if let Some(why) = iso.replica.borrow().diverged.as_ref() {
-        return Err(FetchError::Body(why.clone()));
-    }
-    let seq = iso.replica.borrow().list.as_ref().map(Denylist::seq);
-    if let Some(seq) = seq {
-        let url = format!("{}/v1/denylist?since={seq}&wait={wait}", rev.url);
-        let got = fetch_all(&request(rev, &url)?, timeout_ms, MAX_MESSAGE_BYTES).await?;
-        match got.status {
-            200 => {
-                let mut r = iso.replica.borrow_mut();
-                let Some(list) = r.list.as_mut() else { return Err(FetchError::Body("replica vanished".into())) };
-                match list.apply_delta(&got.body, &rev.key) {
+    /// One exchange with the source: a delta after our sequence (long-polling `wait`
+    /// seconds), or a snapshot when we have none or the source no longer has the delta.
+    async fn sync_once(&self, wait: u64, timeout_ms: u64) -> Result<(), FetchError> {
+        if let Some(why) = self.state.borrow().diverged.as_ref() {
+            return Err(FetchError::Body(why.clone()));
+        }
+        let seq = self.state.borrow().list.as_ref().map(Denylist::seq);
+        if let Some(seq) = seq {
+            if let Delta::Message(body) = self.source.delta(seq, wait, timeout_ms).await? {
+                let mut st = self.state.borrow_mut();
+                let Some(list) = st.list.as_mut() else { return Err(FetchError::Body("replica vanished".into())) };
+                match list.apply_delta(&body, &self.key) {
                     Ok(_) => {
-                        mark_ok(&mut r);
+                        st.mark_ok();
                         return Ok(());
                     }
                     // Older than what the replica holds: another sync overtook this one
@@ -238,63 +255,51 @@ async fn sync_once(iso: &Rc<Isolate>, rev: &Revocation, wait: u64, timeout_ms: u
                     Err(e) => return Err(FetchError::Body(e.to_string())),
                 }
             }
-            410 => {}
-            s => return Err(FetchError::Status(s)),
         }
-    }
-    let url = format!("{}/v1/denylist", rev.url);
-    let got = fetch_all(&request(rev, &url)?, timeout_ms.max(SNAPSHOT_TIMEOUT_MS), MAX_MESSAGE_BYTES).await?;
-    if got.status != 200 {
-        return Err(FetchError::Status(got.status));
-    }
-    let mut r = iso.replica.borrow_mut();
-    let mut list = r.list.take().unwrap_or_else(|| Denylist::new([0; 16]));
-    let result = list.apply_snapshot(&got.body, &rev.key);
-    r.list = Some(list);
-    match result {
-        Ok(()) => {
-            mark_ok(&mut r);
-            Ok(())
-        }
-        // The service's log is behind the replica: restored from a backup or reset, or an
-        // old snapshot replayed. Taking it would forget revocations; the replica keeps
-        // what it has and stays stale (the fail mode decides), and the log says why.
-        Err(WireError::Backwards { current, offered }) => {
-            let why = format!(
-                "the service offered a snapshot at seq {offered}, behind this replica's seq {current}: its log \
-                 went back (restored from a backup? reset?) or an old snapshot was replayed; this isolate takes \
-                 nothing more from it and its replica stays stale until the Worker is redeployed"
-            );
-            r.diverged = Some(why.clone());
-            Err(FetchError::Body(why))
-        }
-        Err(e) => {
-            // A failed first snapshot leaves no replica, never an empty one that passes all.
-            if seq.is_none() {
-                r.list = None;
+        let body = self.source.snapshot(timeout_ms.max(SNAPSHOT_TIMEOUT_MS)).await?;
+        let mut st = self.state.borrow_mut();
+        let mut list = st.list.take().unwrap_or_else(|| Denylist::new([0; 16]));
+        let result = list.apply_snapshot(&body, &self.key);
+        st.list = Some(list);
+        match result {
+            Ok(()) => {
+                st.mark_ok();
+                Ok(())
             }
-            Err(FetchError::Body(e.to_string()))
+            // The service's log is behind the replica: restored from a backup or reset, or
+            // an old snapshot replayed. Taking it would forget revocations; the replica
+            // keeps what it has and stays stale (the fail mode decides), and the log says
+            // why.
+            Err(WireError::Backwards { current, offered }) => {
+                let why = format!(
+                    "the service offered a snapshot at seq {offered}, behind this replica's seq {current}: its log \
+                     went back (restored from a backup? reset?) or an old snapshot was replayed; this isolate takes \
+                     nothing more from it and its replica stays stale until the Worker is redeployed"
+                );
+                st.diverged = Some(why.clone());
+                Err(FetchError::Body(why))
+            }
+            Err(e) => {
+                // A failed first snapshot leaves no replica, never an empty one that passes all.
+                if seq.is_none() {
+                    st.list = None;
+                }
+                Err(FetchError::Body(e.to_string()))
+            }
         }
     }
 }
 
-fn mark_ok(r: &mut Replica) {
-    let now = now_ms();
-    r.last_ok_ms = now;
-    if now - r.last_prune_ms > 60_000.0 {
-        r.last_prune_ms = now;
-        if let Some(list) = r.list.as_mut() {
-            // Entries outlive every token they cover; keep a day of margin for leeway.
-            list.prune(((now / 1000.0) as u64).saturating_sub(86_400));
+impl State {
+    fn mark_ok(&mut self) {
+        let now = now_ms();
+        self.last_ok_ms = now;
+        if now - self.last_prune_ms > 60_000.0 {
+            self.last_prune_ms = now;
+            if let Some(list) = self.list.as_mut() {
+                // Entries outlive every token they cover; keep a day of margin for leeway.
+                list.prune(((now / 1000.0) as u64).saturating_sub(86_400));
+            }
         }
     }
-}
-
-fn request(rev: &Revocation, url: &str) -> Result<web_sys::Request, FetchError> {
-    let auth = rev.token.as_ref().map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("accept", "application/octet-stream")];
-    if let Some(a) = auth.as_deref() {
-        headers.push(("authorization", a));
-    }
-    get_request(url, &headers)
 }

@@ -4,6 +4,7 @@
 //! | case | status | `WWW-Authenticate` | body |
 //! |---|---|---|---|
 //! | path refused ([`crate::path`]) | 400 | | `{"error":"bad_request","reason":"<path reason>"}` |
+//! | two credentials ([`crate::proxy::credential`]) | 400 | | `{"error":"ambiguous_credentials"}` |
 //! | no token | 401 | `Bearer realm="tollgate"` | `{"error":"unauthorized","reason":"missing_token"}` |
 //! | invalid / revoked | 401 | `Bearer error="invalid_token", error_description="<reason>"` | `{"error":"invalid_token","reason":"<reason>"}` (+ `"code":"TOKEN_EXPIRED"` when expired) |
 //! | rule not met | 403 | `Bearer error="insufficient_scope", error_description="rule_not_met"` (+ `scope`) | `{"error":"insufficient_scope","reason":"rule_not_met"}` |
@@ -23,8 +24,11 @@ use web_sys::{Headers, Response, ResponseInit};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// The request path has no canonical form (`encoded_slash`, `backslash`, `nul`,
-    /// `path_parameter`, `dot_segment`, `bad_escape`).
+    /// `path_parameter`, `dot_segment`, `bad_escape`, `double_encoding`, `invalid_utf8`,
+    /// `unnormalized_unicode`, `trailing_dot_or_space`).
     BadPath(PathError),
+    /// Two credentials where one is allowed.
+    AmbiguousCredentials,
     /// No token in `Authorization` or the cookie.
     MissingToken,
     /// The token was rejected (including `revoked`).
@@ -51,6 +55,12 @@ impl Reply {
     pub fn parts(&self) -> (u16, Option<String>, Option<u64>, serde_json::Value) {
         match self {
             Reply::BadPath(e) => (400, None, None, json!({"error": "bad_request", "reason": e.as_str()})),
+            Reply::AmbiguousCredentials => (
+                400,
+                None,
+                None,
+                json!({"error": "ambiguous_credentials", "detail": "send one token: one Authorization: Bearer, or one token cookie"}),
+            ),
             Reply::MissingToken => (
                 401,
                 Some(r#"Bearer realm="tollgate""#.to_owned()),

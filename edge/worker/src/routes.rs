@@ -8,8 +8,12 @@
 //!  {"path": "/*", "auth": "required"}]
 //! ```
 //!
-//! A path ending in `*` matches every path with that prefix; any other path matches
-//! exactly. Request paths are matched in their canonical form ([`crate::path`]), the
+//! A path ending in `*` matches every path with that prefix, byte for byte as written:
+//! `/admin*` matches `/admin`, `/adminx` and `/admin.json`. A prefix ending in `/*` is
+//! a segment boundary: `/admin/*` matches `/admin`, `/admin/` and everything under
+//! `/admin/`, never `/admin.json` or `/adminx` (those get only the rules written for
+//! them). Any other path matches exactly. `HEAD` is matched as `GET` (a rule for `GET`
+//! covers `HEAD`, which an origin answers as a `GET`). Request paths are matched in their canonical form ([`crate::path`]), the
 //! form the origin receives; rule paths may hold only unreserved characters (`A-Z a-z
 //! 0-9 - . _ ~`) and `/`, so no escape the origin might decode can make a request match
 //! a rule differently.
@@ -97,12 +101,18 @@ impl Rule {
     }
 
     fn matches(&self, method: &str, path: &str, exact: bool) -> bool {
+        let head = method.eq_ignore_ascii_case("HEAD");
         path_matches(&self.path, path, exact)
-            && self.methods.as_ref().is_none_or(|m| m.iter().any(|x| x.eq_ignore_ascii_case(method)))
+            && self.methods.as_ref().is_none_or(|m| {
+                m.iter().any(|x| x.eq_ignore_ascii_case(method) || (head && x.eq_ignore_ascii_case("GET")))
+            })
     }
 
     /// Whether verified claims satisfy the rule's role and scope requirements.
     pub fn allows(&self, claims: &Claims) -> bool {
+        if !self.demands() {
+            return true; // nothing to collect
+        }
         let roles = roles(claims);
         let scopes = scopes(claims);
         let any = |need: &[String], have: &[&str]| need.is_empty() || need.iter().any(|n| have.contains(&n.as_str()));
@@ -111,6 +121,14 @@ impl Rule {
             && all(&self.roles_all, &roles)
             && any(&self.scopes_any, &scopes)
             && all(&self.scopes_all, &scopes)
+    }
+
+    /// Whether the rule asks for any role or scope.
+    fn demands(&self) -> bool {
+        !(self.roles_any.is_empty()
+            && self.roles_all.is_empty()
+            && self.scopes_any.is_empty()
+            && self.scopes_all.is_empty())
     }
 
     /// The scopes or roles the rule asks for, for `WWW-Authenticate`'s `scope`.
@@ -135,11 +153,7 @@ impl Routes {
                 return Err(format!("path {:?}: * is allowed only at the end", r.path));
             }
             check_rule_path(&r.path)?;
-            let demands = !(r.roles_any.is_empty()
-                && r.roles_all.is_empty()
-                && r.scopes_any.is_empty()
-                && r.scopes_all.is_empty());
-            if r.auth == Auth::None && demands {
+            if r.auth == Auth::None && r.demands() {
                 return Err(format!("path {:?}: auth none cannot require roles or scopes", r.path));
             }
         }
@@ -208,15 +222,15 @@ impl Applicable<'_> {
 }
 
 /// Whether the canonical request `path` matches the rule path `rule` (a prefix when it
-/// ends in `*`): read `exact`ly, or with ASCII case ignored and a trailing `/` at the
-/// rule's end optional.
+/// ends in `*`; `P/*` also matches `P` itself): read `exact`ly, or with ASCII case
+/// ignored and a trailing `/` at the rule's end optional.
 fn path_matches(rule: &str, path: &str, exact: bool) -> bool {
     let (rule, path) = (rule.as_bytes(), path.as_bytes());
     let same = |a: &[u8], b: &[u8]| if exact { a == b } else { a.eq_ignore_ascii_case(b) };
     match rule.split_last() {
         Some((b'*', prefix)) => {
             path.get(..prefix.len()).is_some_and(|head| same(head, prefix))
-                || (!exact && prefix.strip_suffix(b"/").is_some_and(|bare| same(path, bare)))
+                || prefix.strip_suffix(b"/").is_some_and(|bare| !bare.is_empty() && same(path, bare))
         }
         _ if exact => rule == path,
         _ => {
@@ -316,12 +330,13 @@ mod tests {
             assert_eq!(rules.wanted(), "admin");
         }
         // A case-sensitive origin serves something else there: open only as written.
-        for p in ["/PUBLIC/x", "/public", "/Public/"] {
+        for p in ["/PUBLIC/x", "/Public/"] {
             assert_eq!(both(&r, "GET", p), ("/*", "/public/*"), "{p}");
             assert!(!r.find("GET", p).open(), "{p}");
             assert!(r.find("GET", p).allows(&user), "{p}");
         }
         assert!(r.find("GET", "/public/").open());
+        assert!(r.find("GET", "/public").open(), "/public/* covers /public");
         assert_eq!(both(&r, "GET", "/administrator"), ("/*", "/*"));
         assert_eq!(both(&r, "POST", "/reports/"), ("/*", "/reports"));
         assert_eq!(both(&r, "POST", "/REPORTS"), ("/*", "/reports"));
@@ -342,15 +357,48 @@ mod tests {
     fn canonical_paths_meet_the_rules() {
         let r = Routes::from_json(RULES).unwrap();
         for p in ["/%61dmin/x", "//admin/x", "/%41%44%4d%49%4e/x", "/admin//x", "/adm%69n"] {
-            let c = crate::path::canonical(p).unwrap();
+            let c = crate::path::canonical(p, false).unwrap();
             assert_eq!(both(&r, "GET", &c).1, "/admin/*", "{p} → {c}");
             assert!(!r.find("GET", &c).allows(&claims(r#"{"role":"user"}"#)), "{p} → {c}");
         }
         for p in
             ["/public/..%2fadmin/x", "/public/..;/admin/x", "/admin;/x", "/public/%2e%2e/admin", "/public%5c..%5cadmin"]
         {
-            assert!(crate::path::canonical(p).is_err(), "{p}");
+            assert!(crate::path::canonical(p, false).is_err(), "{p}");
         }
+    }
+
+    #[test]
+    fn prefixes_end_on_segment_boundaries() {
+        let r = Routes::from_json(RULES).unwrap();
+        let user = claims(r#"{"role":"user"}"#);
+        for p in ["/admin", "/admin/", "/admin/x/y"] {
+            assert_eq!(both(&r, "GET", p), ("/admin/*", "/admin/*"), "{p}");
+            assert!(!r.find("GET", p).allows(&user), "{p}");
+        }
+        for p in ["/admin.json", "/adminx", "/admin-panel"] {
+            assert_eq!(both(&r, "GET", p), ("/*", "/*"), "{p}: only what is written for it");
+        }
+        let bare = Routes::from_json(r#"[{"path":"/admin*","roles_any":["admin"]}]"#).unwrap();
+        for p in ["/admin", "/adminx", "/admin.json", "/admin/x"] {
+            assert!(!bare.find("GET", p).allows(&user), "{p}: /admin* is a plain prefix");
+        }
+        // `/*` covers everything, and an empty bare prefix is not the empty path.
+        let all = Routes::from_json(r#"[{"path":"/*","auth":"none"}]"#).unwrap();
+        assert!(all.find("GET", "/").open() && all.find("GET", "/x").open());
+    }
+
+    #[test]
+    fn head_is_matched_as_get() {
+        let r = Routes::from_json(
+            r#"[{"path":"/files/*","methods":["GET"],"auth":"none"},{"path":"/w","methods":["POST"],"roles_any":["w"]}]"#,
+        )
+        .unwrap();
+        assert!(r.find("HEAD", "/files/a").open());
+        assert!(r.find("GET", "/files/a").open());
+        assert!(!r.find("POST", "/files/a").open());
+        assert!(!r.find("HEAD", "/w").allows(&claims(r#"{"role":"x"}"#)) || r.find("HEAD", "/w").wanted().is_empty());
+        assert_eq!(both(&r, "HEAD", "/w"), ("/*", "/*"), "a POST rule does not cover HEAD");
     }
 
     #[test]
