@@ -265,6 +265,8 @@ pub enum ClientError {
     Deadline {
         /// How many attempts were made.
         attempts: u32,
+        /// What the last attempt met (empty when there was none).
+        last: String,
     },
     /// The service answered something this client does not understand.
     Protocol(String),
@@ -294,8 +296,11 @@ impl fmt::Display for ClientError {
             ClientError::Unreachable { attempts, last } => {
                 write!(f, "revocation service unreachable after {attempts} attempts: {last}")
             }
-            ClientError::Deadline { attempts } => {
+            ClientError::Deadline { attempts, last } if last.is_empty() => {
                 write!(f, "revocation call deadline passed after {attempts} attempts")
+            }
+            ClientError::Deadline { attempts, last } => {
+                write!(f, "revocation call deadline passed after {attempts} attempts; last: {last}")
             }
             ClientError::Protocol(m) => write!(f, "unexpected answer from the revocation service: {m}"),
             ClientError::Config(m) => write!(f, "revocation client configuration: {m}"),

@@ -8,9 +8,15 @@
 //!   rotation timeline, access and refresh tokens in the shapes of `docs/tokens.md`,
 //!   and the JWKS document to publish with its `Cache-Control`.
 //!
+//! - [`RevocationClient`]: the revocation service's API, typed: sessions, rotation
+//!   with reuse detection, logout, token and subject revocation, batches; one
+//!   idempotency key per logical call, bounded retries with backoff and jitter, a
+//!   timeout per attempt and per call, and [`RevocationClient::wait_for_edge`].
+//!
 //! Every token issued verifies with `tollgate-core` under [`Issuer::access_policy`] or
 //! [`Issuer::refresh_policy`]. Time comes from a [`Clock`], so tests inject one.
 
+pub mod client;
 pub mod clock;
 pub mod error;
 pub mod issuer;
@@ -18,8 +24,12 @@ pub mod key;
 pub mod keyset;
 mod random;
 
+pub use client::{
+    Appended, ClientConfig, Event, EventCall, EventKind, RetryPolicy, RevocationClient, RotateOutcome, Rotation,
+    SessionStart, SessionStarted,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{IssueError, KeyError};
+pub use error::{ClientError, IssueError, KeyError, ServiceError, ServiceErrorKind};
 pub use issuer::{random_id, AccessClaims, AccessTyp, Issued, Issuer, IssuerConfig, RefreshClaims, TokenPair};
 pub use key::SigningKey;
 pub use keyset::{JwksDocument, KeySet, KeyState, KeyStatus, RotationPolicy};
