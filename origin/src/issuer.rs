@@ -165,6 +165,13 @@ impl AccessClaims {
         self
     }
 
+    /// The same claims for another subject and session.
+    pub(crate) fn for_session(mut self, sub: &str, sid: &str) -> AccessClaims {
+        self.sub = sub.to_string();
+        self.sid = sid.to_string();
+        self
+    }
+
     /// The subject.
     pub fn sub(&self) -> &str {
         &self.sub

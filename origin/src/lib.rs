@@ -13,6 +13,10 @@
 //!   idempotency key per logical call, bounded retries with backoff and jitter, a
 //!   timeout per attempt and per call, and [`RevocationClient::wait_for_edge`].
 //!
+//! - [`Refresher`]: the refresh flow in one call: verify the presented refresh token
+//!   with the core, rotate it at the service, issue the new pair; or
+//!   `ReuseDetected` / `Expired` / `Invalid`.
+//!
 //! Every token issued verifies with `tollgate-core` under [`Issuer::access_policy`] or
 //! [`Issuer::refresh_policy`]. Time comes from a [`Clock`], so tests inject one.
 
@@ -23,14 +27,16 @@ pub mod issuer;
 pub mod key;
 pub mod keyset;
 mod random;
+pub mod refresh;
 
 pub use client::{
     Appended, ClientConfig, Event, EventCall, EventKind, RetryPolicy, RevocationClient, RotateOutcome, Rotation,
     SessionStart, SessionStarted,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{ClientError, IssueError, KeyError, ServiceError, ServiceErrorKind};
+pub use error::{ClientError, IssueError, KeyError, RefreshError, ServiceError, ServiceErrorKind};
 pub use issuer::{random_id, AccessClaims, AccessTyp, Issued, Issuer, IssuerConfig, RefreshClaims, TokenPair};
 pub use key::SigningKey;
 pub use keyset::{JwksDocument, KeySet, KeyState, KeyStatus, RotationPolicy};
+pub use refresh::{InvalidRefresh, PresentedRefresh, RefreshOutcome, Refresher, Rotated};
 pub use tollgate_core::Algorithm;

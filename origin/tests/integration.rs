@@ -7,4 +7,5 @@
 mod integration {
     pub mod client;
     pub mod harness;
+    pub mod refresh;
 }
