@@ -351,3 +351,107 @@ impl From<IssueError> for RefreshError {
         RefreshError::Issue(e)
     }
 }
+
+/// Why an `X-Tollgate-Assertion` was refused: the contract's reasons, in check order.
+/// Every one is a 401 `{"error":"invalid_assertion","reason":…}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AssertionError {
+    /// No assertion header.
+    Missing,
+    /// Not exactly one header, not a compact JWS, not strict JSON, wrong `typ` or
+    /// header members, or a payload member of the wrong type.
+    Malformed,
+    /// `alg` or `kid` names no configured secret or key.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `iss` is not `tollgate-edge`.
+    WrongIssuer,
+    /// `aud` is not the configured audience.
+    WrongAudience,
+    /// `exp` ≤ now − leeway (also a replay after expiry).
+    Expired,
+    /// `iat` > now + leeway.
+    NotYetValid,
+    /// Made for another method.
+    WrongMethod,
+    /// Made for another request-target.
+    WrongTarget,
+    /// The `X-Tollgate-*` headers received are not the ones the Worker sent.
+    WrongHeaders,
+}
+
+impl AssertionError {
+    /// Every reason, in check order.
+    pub const ALL: [AssertionError; 11] = [
+        AssertionError::Missing,
+        AssertionError::Malformed,
+        AssertionError::UnknownKey,
+        AssertionError::BadSignature,
+        AssertionError::WrongIssuer,
+        AssertionError::WrongAudience,
+        AssertionError::Expired,
+        AssertionError::NotYetValid,
+        AssertionError::WrongMethod,
+        AssertionError::WrongTarget,
+        AssertionError::WrongHeaders,
+    ];
+
+    /// The contract's reason string.
+    pub fn reason(self) -> &'static str {
+        match self {
+            AssertionError::Missing => "missing",
+            AssertionError::Malformed => "malformed",
+            AssertionError::UnknownKey => "unknown_key",
+            AssertionError::BadSignature => "bad_signature",
+            AssertionError::WrongIssuer => "wrong_issuer",
+            AssertionError::WrongAudience => "wrong_audience",
+            AssertionError::Expired => "expired",
+            AssertionError::NotYetValid => "not_yet_valid",
+            AssertionError::WrongMethod => "wrong_method",
+            AssertionError::WrongTarget => "wrong_target",
+            AssertionError::WrongHeaders => "wrong_headers",
+        }
+    }
+
+    /// The 401 body: `{"error":"invalid_assertion","reason":…}`.
+    pub fn body(self) -> String {
+        format!(r#"{{"error":"invalid_assertion","reason":"{}"}}"#, self.reason())
+    }
+}
+
+impl fmt::Display for AssertionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid assertion: {}", self.reason())
+    }
+}
+
+impl std::error::Error for AssertionError {}
+
+/// An [`crate::AssertionVerifier`] was configured wrongly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AssertionConfigError {
+    /// An HS256 secret shorter than 32 bytes.
+    ShortSecret,
+    /// Neither a secret nor a public key: every request would be refused.
+    NoKeys,
+    /// An ES256 key that is not a public P-256 JWK.
+    BadJwk,
+    /// A leeway over 300 seconds.
+    Leeway,
+}
+
+impl fmt::Display for AssertionConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AssertionConfigError::ShortSecret => "an assertion secret must be at least 32 bytes",
+            AssertionConfigError::NoKeys => "give hs256 secrets or es256 public keys",
+            AssertionConfigError::BadJwk => "es256 keys must be public p-256 jwks",
+            AssertionConfigError::Leeway => "the assertion leeway may be at most 300 seconds",
+        })
+    }
+}
+
+impl std::error::Error for AssertionConfigError {}

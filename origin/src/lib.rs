@@ -17,9 +17,14 @@
 //!   with the core, rotate it at the service, issue the new pair; or
 //!   `ReuseDetected` / `Expired` / `Invalid`.
 //!
+//! - [`AssertionVerifier`] and [`AssertionLayer`] (axum/tower): the check of the
+//!   Worker's `X-Tollgate-Assertion` (`docs/origin-assertion.md`), handing handlers an
+//!   [`EdgeIdentity`] taken from the assertion only.
+//!
 //! Every token issued verifies with `tollgate-core` under [`Issuer::access_policy`] or
 //! [`Issuer::refresh_policy`]. Time comes from a [`Clock`], so tests inject one.
 
+pub mod assertion;
 pub mod client;
 pub mod clock;
 pub mod error;
@@ -29,12 +34,18 @@ pub mod keyset;
 mod random;
 pub mod refresh;
 
+#[cfg(feature = "axum")]
+pub use assertion::{AssertionLayer, AssertionService};
+pub use assertion::{AssertionVerifier, EdgeAuth, EdgeIdentity};
 pub use client::{
     Appended, ClientConfig, Event, EventCall, EventKind, RetryPolicy, RevocationClient, RotateOutcome, Rotation,
     SessionStart, SessionStarted,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{ClientError, IssueError, KeyError, RefreshError, ServiceError, ServiceErrorKind};
+pub use error::{
+    AssertionConfigError, AssertionError, ClientError, IssueError, KeyError, RefreshError, ServiceError,
+    ServiceErrorKind,
+};
 pub use issuer::{random_id, AccessClaims, AccessTyp, Issued, Issuer, IssuerConfig, RefreshClaims, TokenPair};
 pub use key::SigningKey;
 pub use keyset::{JwksDocument, KeySet, KeyState, KeyStatus, RotationPolicy};

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, missing_docs)]
 
 mod integration {
+    #[cfg(feature = "axum")]
+    pub mod assertion;
     pub mod client;
     pub mod harness;
     pub mod refresh;
