@@ -166,7 +166,6 @@ impl AccessClaims {
     }
 
     /// The same claims for another subject and session.
-    #[cfg(feature = "client")]
     pub(crate) fn for_session(mut self, sub: &str, sid: &str) -> AccessClaims {
         self.sub = sub.to_string();
         self.sid = sid.to_string();

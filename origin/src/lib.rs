@@ -25,7 +25,6 @@
 //! [`Issuer::refresh_policy`]. Time comes from a [`Clock`], so tests inject one.
 
 pub mod assertion;
-#[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
 pub mod error;
@@ -33,13 +32,11 @@ pub mod issuer;
 pub mod key;
 pub mod keyset;
 mod random;
-#[cfg(feature = "client")]
 pub mod refresh;
 
 #[cfg(feature = "axum")]
 pub use assertion::{AssertionLayer, AssertionService};
 pub use assertion::{AssertionVerifier, EdgeAuth, EdgeIdentity};
-#[cfg(feature = "client")]
 pub use client::{
     Appended, ClientConfig, Event, EventCall, EventKind, RetryPolicy, RevocationClient, RotateOutcome, Rotation,
     SessionStart, SessionStarted,
@@ -52,6 +49,5 @@ pub use error::{
 pub use issuer::{random_id, AccessClaims, AccessTyp, Issued, Issuer, IssuerConfig, RefreshClaims, TokenPair};
 pub use key::SigningKey;
 pub use keyset::{JwksDocument, KeySet, KeyState, KeyStatus, RotationPolicy};
-#[cfg(feature = "client")]
 pub use refresh::{InvalidRefresh, PresentedRefresh, RefreshOutcome, Refresher, Rotated};
 pub use tollgate_core::Algorithm;

@@ -18,7 +18,6 @@ pub(crate) fn id128() -> Result<String, KeyError> {
 }
 
 /// A uniformly random `u64` (retry jitter).
-#[cfg(feature = "client")]
 pub(crate) fn u64() -> u64 {
     let mut b = [0u8; 8];
     // Jitter only: a failed generator gives no jitter rather than an error.
