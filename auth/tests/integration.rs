@@ -1,0 +1,1 @@
+//! Integration tests of the login service over real sockets (filled in below).
