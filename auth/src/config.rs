@@ -91,6 +91,9 @@ pub struct Config {
     /// protected routes (`/profile`, `/admin/*`) require a valid assertion as well as a
     /// valid access token.
     pub edge_assertion_secrets: Vec<String>,
+    /// The assertion's expected `aud` (the origin as the Worker's `TOLLGATE_ORIGIN`
+    /// spells it, e.g. `http://127.0.0.1:8791`); unset: not checked.
+    pub edge_assertion_audience: Option<String>,
     /// Roles given to a new account.
     pub default_roles: Vec<String>,
 }
@@ -130,6 +133,7 @@ impl Default for Config {
             request_timeout_ms: 10_000,
             max_concurrent_requests: 1024,
             edge_assertion_secrets: Vec::new(),
+            edge_assertion_audience: None,
             default_roles: vec!["user".into()],
         }
     }

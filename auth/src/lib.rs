@@ -6,14 +6,20 @@
 //! cookies with CSRF defence, GCRA rate limits, SQLite or PostgreSQL through one code
 //! path. `auth/README.md` is the reference; [`app::router`] is the HTTP surface.
 
+pub mod app;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod cookies;
 pub mod csrf;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod password;
 pub mod ratelimit;
+pub mod revocation;
+pub mod routes;
 pub mod seal;
+pub mod sessions;
 pub mod store;
+pub mod tokens;
