@@ -208,3 +208,12 @@ ensure_postgres() {
   fi
   export PG_BIN="$bin"
 }
+
+# redis-server from Debian (the login service's bench runs the seed Express peer on it).
+ensure_redis() {
+  if ! command -v redis-server >/dev/null; then
+    log "installing redis-server (apt)"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1) ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+  fi
+}
