@@ -12,6 +12,7 @@ mod integration {
 
     mod accounts;
     mod admin;
+    mod edge;
     mod ops;
     mod ratelimit;
     mod sessions;
