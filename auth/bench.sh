@@ -51,7 +51,8 @@ wait_for() {
 # the load generator, by name: every request comes from 127.0.0.1 and 16 accounts.
 svc_port=$(free_port); svc="http://127.0.0.1:$svc_port"
 read_key=$("$svc_bin" keys create --data-dir "$work/rev" --name edge --scope denylist:read 2>/dev/null)
-write_key=$("$svc_bin" keys create --data-dir "$work/rev" --name auth --scope events:write 2>/dev/null)
+write_key=$("$svc_bin" keys create --data-dir "$work/rev" --name auth --scope events:write --issuer https://issuer.test 2>/dev/null ||
+  "$svc_bin" keys create --data-dir "$work/rev" --name auth --scope events:write 2>/dev/null)
 spawn "$work/rev.log" "$svc_bin" serve --data-dir "$work/rev" --listen "127.0.0.1:$svc_port"
 wait_for 20 curl -sf "$svc/healthz"
 cat >"$work/auth.toml" <<EOF

@@ -61,7 +61,8 @@ status_of() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $
 svc_port=$(free_port)
 svc="http://127.0.0.1:$svc_port"
 read_key=$("$svc_bin" keys create --data-dir "$work/revocation" --name edge --scope denylist:read 2>/dev/null)
-write_key=$("$svc_bin" keys create --data-dir "$work/revocation" --name auth --scope events:write 2>/dev/null)
+write_key=$("$svc_bin" keys create --data-dir "$work/revocation" --name auth --scope events:write --issuer https://issuer.test 2>/dev/null ||
+  "$svc_bin" keys create --data-dir "$work/revocation" --name auth --scope events:write 2>/dev/null)
 spawn "$work/revocation.log" "$svc_bin" serve --data-dir "$work/revocation" --listen "127.0.0.1:$svc_port"
 wait_for 20 curl -sf "$svc/healthz"
 say "1. revocation service up" "$svc"

@@ -246,10 +246,11 @@ fn revoked_error(state: &AppState, reason: &str) -> ApiError {
     ApiError::unauthorized("revoked", format!("the session has ended ({reason}); sign in again"))
 }
 
-/// The latest time any token of the session can still be valid: the denylist entry's `exp`.
-pub fn family_exp(state: &AppState, session: &Session) -> u64 {
-    let access_end = state.clock.now_secs() + state.config.access_ttl_secs + 1;
-    access_end.max(session.expires_at.max(0) as u64)
+/// The `exp` of a denylist entry for the session: after it no access token of the
+/// session can still be valid (the family itself ends at the revocation service with
+/// the `logout` / `reuse_detected`, whatever its `exp`).
+pub fn family_exp(state: &AppState, _session: &Session) -> u64 {
+    state.clock.now_secs() + state.config.access_ttl_secs + 60
 }
 
 /// Ends one session: the `logout` is acknowledged by the revocation service (durable,

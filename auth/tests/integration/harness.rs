@@ -86,17 +86,24 @@ impl RevocationService {
             }
         };
         let key = |name: &str, scope: &str| {
-            let mut c = Command::new(&bin);
-            clean(&mut c);
-            let out = c
-                .args(["keys", "create", "--data-dir"])
-                .arg(dir.path())
-                .args(["--name", name, "--scope", scope])
-                .stderr(Stdio::null())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "keys create failed");
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+            // A service with issuer-scoped write keys takes `--issuer`; an older one does not.
+            let issuer: &[&str] = if scope == "events:write" { &["--issuer", "https://issuer.test"] } else { &[] };
+            for extra in [issuer, &[]] {
+                let mut c = Command::new(&bin);
+                clean(&mut c);
+                let out = c
+                    .args(["keys", "create", "--data-dir"])
+                    .arg(dir.path())
+                    .args(["--name", name, "--scope", scope])
+                    .args(extra)
+                    .stderr(Stdio::null())
+                    .output()
+                    .unwrap();
+                if out.status.success() {
+                    return String::from_utf8(out.stdout).unwrap().trim().to_owned();
+                }
+            }
+            panic!("keys create --name {name} --scope {scope} failed");
         };
         let write_key = key("auth", "events:write");
         let read_key = key("edge", "denylist:read");
