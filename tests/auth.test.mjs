@@ -32,6 +32,10 @@ async function startAuth(svc) {
     TOLLGATE_AUTH_REVOCATION_URL: svc.url,
     TOLLGATE_AUTH_REVOCATION_TOKEN: svc.writeKey,
     TOLLGATE_AUTH_LOG: 'warn',
+    // Every request reaches the service from the Worker's address: room for this
+    // suite's registrations, and a per-IP login limit the last test reaches for sure.
+    TOLLGATE_AUTH_RATE_REGISTER_IP: '{ burst = 100, interval_ms = 1000 }',
+    TOLLGATE_AUTH_RATE_LOGIN_IP: '{ burst = 30, interval_ms = 60000 }',
   };
   const logFile = path.join(logDir, 'auth.log');
   const fd = openSync(logFile, 'a');
@@ -74,14 +78,16 @@ const email = (tag) => `${tag}.${randomUUID().slice(0, 8)}@example.test`;
 
 async function register(e) {
   const r = await call('/auth/register', { method: 'POST', json: { email: e, password: PASSWORD } });
-  assert.equal(r.status, 201, JSON.stringify(await body(r)));
-  return (await r.json()).id;
+  const b = await body(r);
+  assert.equal(r.status, 201, JSON.stringify(b));
+  return b.id;
 }
 
 async function login(e, extra = {}) {
   const r = await call('/auth/login', { method: 'POST', json: { email: e, password: PASSWORD, ...extra } });
-  assert.equal(r.status, 200, JSON.stringify(await body(r)));
-  return { res: r, body: await r.json() };
+  const b = await body(r);
+  assert.equal(r.status, 200, JSON.stringify(b));
+  return { res: r, body: b };
 }
 
 /** Polls the profile through the Worker until it answers `status`; returns the elapsed ms. */
