@@ -151,6 +151,7 @@ test('the demo story: register → login → profile → refresh → logout → 
   r = await call('/profile', { token: s2.access_token });
   assert.equal(r.status, 401);
   assert.deepEqual(await r.json(), { error: 'invalid_token', reason: 'revoked' });
+  console.log(`logout → edge rejection: ${ms.toFixed(1)} ms (logout call ${(tAck - t0).toFixed(1)} ms)`);
   assert.ok(ms < 1000, `logout → edge rejection took ${ms} ms (logout call ${tAck - t0} ms)`);
   // The earlier access token of the session is refused too, and the refresh token is dead.
   assert.equal((await call('/profile', { token: s.access_token })).status, 401);
