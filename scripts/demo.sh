@@ -112,15 +112,15 @@ access=$(json access_token <<<"${out% *}")
 say "7. refreshed" "${out##* } new access token, refresh token rotated"
 
 # 8. Logout, acknowledged once durable at the revocation service.
+# 9. Right after the acknowledgement, the same access token at the edge until refused
+#    (deadline 10 s); the lines are printed after the clock is read.
+revoked() { [ "$(status_of "$1")" = 401 ]; }
 t0=$(ms)
 out=$(curl -s -w ' %{http_code}' -X POST -H "Authorization: Bearer $access" "$worker/auth/logout")
 t_ack=$(ms)
-say "8. logged out" "${out##* } seq $(json seq <<<"${out% *}") ($(( t_ack - t0 )) ms)"
-
-# 9. The same access token at the edge, until refused (deadline 10 s).
-revoked() { [ "$(status_of "$1")" = 401 ]; }
 wait_for 10 revoked "$access"
 t_rej=$(ms)
+say "8. logged out" "${out##* } seq $(json seq <<<"${out% *}") ($(( t_ack - t0 )) ms)"
 out=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $access" "$worker/profile")
 say "9. same access token at the edge" "${out##* } ${out% *}"
 say "   propagation" "logout acknowledged → edge rejecting in $(( t_rej - t_ack )) ms"
@@ -136,11 +136,10 @@ say "10. logged in again, refreshed twice" "session $sid2; profile at the edge $
 t0=$(ms)
 out=$(post /auth/refresh "{\"refresh_token\":\"$r0\"}")
 t_reuse=$(ms)
-say "11. stolen refresh token replayed" "${out##* } $(json error <<<"${out% *}") ($(( t_reuse - t0 )) ms)"
-
 # 12. That session's access tokens are refused at the edge.
 wait_for 10 revoked "$access2"
 t_rej=$(ms)
+say "11. stolen refresh token replayed" "${out##* } $(json error <<<"${out% *}") ($(( t_reuse - t0 )) ms)"
 out=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $access2" "$worker/profile")
 say "12. the session's access token at edge" "${out##* } ${out% *} ($(( t_rej - t_reuse )) ms after the reuse)"
 
