@@ -115,7 +115,7 @@ spawn "$work/wrangler.log" env CI=true NO_COLOR=1 "$NODE22" "$WRANGLER_JS" dev -
   --var "TOLLGATE_DENYLIST_KEY:$(curl -sf "$svc/v1/denylist/key")" --var "TOLLGATE_ROUTES:$routes"
 wait_for 90 curl -sf "$worker/healthz"
 prop=$("$NODE22" auth/bench/propagation.mjs "{\"auth\":\"$auth\",\"worker\":\"$worker\",\"email\":\"bench0@example.test\",\"password\":\"$pw\",\"n\":$LOGOUTS}")
-echo "{\"propagation\":true,${prop#\{}}"
+echo "{\"propagation\":true,${prop#\{}"
 
 "$NODE22" - "$results" "$prop" <<'EOF'
 const fs = require('fs');

@@ -42,6 +42,9 @@ pub enum Engine {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// SQLite only: writers queue here instead of in SQLite's busy handler, whose
+    /// sleeps (1, 2, 5 … 100 ms) cost throughput and tail latency under contention.
+    writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -72,7 +75,8 @@ impl Store {
             });
         }
         let pool = pool_options.connect_with(options).await?;
-        let store = Store { pool, engine };
+        let writer = (engine == Engine::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let store = Store { pool, engine, writer };
         store.migrate().await?;
         Ok(store)
     }
@@ -80,6 +84,14 @@ impl Store {
     /// The engine in use.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// Taken around every write (SQLite: one writer at a time; PostgreSQL: nothing).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
     }
 
     /// Whether the database answers.

@@ -35,6 +35,7 @@ impl Store {
 
     /// Stores the first key set of `purpose`; `false` if another instance stored one first.
     pub async fn insert_key_set(&self, purpose: &str, document: &str, now: i64) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         match sqlx::query("INSERT INTO key_sets (purpose, version, document, updated_at) VALUES ($1, 1, $2, $3)")
             .bind(purpose)
             .bind(document)
@@ -59,6 +60,7 @@ impl Store {
         document: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let r = sqlx::query(
             "UPDATE key_sets SET version = version + 1, document = $1, updated_at = $2 WHERE purpose = $3 AND version = $4",
         )

@@ -83,6 +83,7 @@ impl Store {
         created_at: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, method, created_at, expires_at, current_jti) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -99,6 +100,7 @@ impl Store {
 
     /// Forgets a session that never got going (its start at the revocation service failed).
     pub async fn delete_session(&self, sid: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM sessions WHERE id = $1").bind(sid).execute(&self.pool).await?;
         Ok(())
     }
@@ -121,6 +123,7 @@ impl Store {
     /// the session is live: one conditional statement, so of concurrent refreshes of one
     /// token exactly one gets `true`. The successor starts `pending`.
     pub async fn rotate(&self, r: &Rotation<'_>) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let res = sqlx::query(
             "UPDATE sessions SET previous_jti = current_jti, current_jti = $1, rotated_at_ms = $2, expires_at = $3, \
              successor = $4, successor_state = 'pending' \
@@ -140,6 +143,7 @@ impl Store {
 
     /// Marks the rotation to `next` as accepted by the revocation service.
     pub async fn commit_rotation(&self, sid: &str, next: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let res = sqlx::query("UPDATE sessions SET successor_state = 'committed' WHERE id = $1 AND current_jti = $2")
             .bind(sid)
             .bind(next)
@@ -151,6 +155,7 @@ impl Store {
     /// Undoes a rotation the revocation service never accepted, if it is still
     /// pending; `false` when another request committed it meanwhile.
     pub async fn undo_rotation(&self, before: &Session, next: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let res = sqlx::query(
             "UPDATE sessions SET current_jti = $1, previous_jti = $2, rotated_at_ms = $3, expires_at = $4, \
              successor = $5, successor_state = $6 \
@@ -172,6 +177,7 @@ impl Store {
     /// Revokes a session (idempotent: the first reason stays). Returns whether this
     /// call revoked it.
     pub async fn revoke_session(&self, sid: &str, reason: &str, now: i64) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let res = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2, successor = NULL WHERE id = $3 AND revoked_at IS NULL",
         )

@@ -86,6 +86,7 @@ fn identity_from(row: &AnyRow) -> Result<Identity, StoreError> {
 impl Store {
     /// Creates an account; [`StoreError::Conflict`] when the email is taken.
     pub async fn create_user(&self, u: &NewUser) -> Result<User, StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO users (id, email, email_verified, password_hash, roles, created_at, tokens_valid_after) \
              VALUES ($1, $2, $3, $4, $5, $6, 0)",
@@ -129,6 +130,7 @@ impl Store {
 
     /// Replaces a password hash (a rehash with new parameters, or a new password).
     pub async fn set_password_hash(&self, user_id: &str, phc: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(phc)
             .bind(user_id)
@@ -140,6 +142,7 @@ impl Store {
     /// Sets an account's roles and moves its token cutoff to `valid_after` (never
     /// backwards). Returns whether the account exists.
     pub async fn set_roles(&self, user_id: &str, roles: &[String], valid_after: i64) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let r = sqlx::query(
             "UPDATE users SET roles = $1, \
              tokens_valid_after = CASE WHEN tokens_valid_after > $2 THEN tokens_valid_after ELSE $2 END WHERE id = $3",
@@ -154,6 +157,7 @@ impl Store {
 
     /// Moves an account's token cutoff to `valid_after` (never backwards).
     pub async fn set_tokens_valid_after(&self, user_id: &str, valid_after: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE users SET tokens_valid_after = CASE WHEN tokens_valid_after > $1 THEN tokens_valid_after ELSE $1 END \
              WHERE id = $2",
@@ -168,6 +172,7 @@ impl Store {
     /// Links an external identity to an account; [`StoreError::Conflict`] when that
     /// (provider, subject) is already linked.
     pub async fn link_identity(&self, id: &Identity) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO identities (provider, subject, user_id, email, email_verified, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
