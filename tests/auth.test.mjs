@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 
-import { start, stopAll, waitFor } from './lib/procs.mjs';
+import { stopAll, waitFor } from './lib/procs.mjs';
 import { startRevocation, startWorker, need, logDir } from './lib/stack.mjs';
 
 let svc;
