@@ -21,10 +21,15 @@ cargo fmt --all -- --check
 step "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p tollgate-core --all-targets --features ring -- -D warnings
+cargo clippy -p tollgate-origin --all-targets --features ring -- -D warnings
+cargo clippy -p tollgate-origin --all-targets --no-default-features -- -D warnings
 
 step "cargo test (workspace)"
+# tollgate-origin's integration tests run the service binary this same cargo test builds.
+export TOLLGATE_REVOCATION_BIN="$CARGO_TARGET_DIR/debug/tollgate-revocation"
 cargo test --workspace
 cargo test -p tollgate-core --features ring
+timeout 1200 cargo test -p tollgate-origin --features ring
 
 step "no_std + alloc: tollgate-core for wasm32-unknown-unknown without default features"
 cargo build -p tollgate-core --no-default-features --target wasm32-unknown-unknown

@@ -159,17 +159,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Keygen { alg, out } => {
-            let key = keys::PrivateKey::generate(&alg)?;
+            let key = keys::generate(&alg)?;
             let pem_path = out.with_extension("pem");
             let jwks_path = PathBuf::from(format!("{}.jwks.json", out.display()));
-            write_private(&pem_path, key.to_pem()?.as_bytes())?;
-            let jwks = json!({"keys": [key.public_jwk()?]});
+            write_private(&pem_path, key.to_pkcs8_pem()?.as_bytes())?;
+            let jwks = json!({"keys": [key.public_jwk()]});
             std::fs::write(&jwks_path, serde_json::to_string_pretty(&jwks)? + "\n")?;
-            println!("{}", json!({"private_key": pem_path, "jwks": jwks_path, "kid": key.kid()?, "alg": key.alg()}));
+            println!(
+                "{}",
+                json!({"private_key": pem_path, "jwks": jwks_path, "kid": key.kid(), "alg": key.alg().name()})
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Mint { key, sub, ttl, sid, iss, aud, jti, typ, claims, now } => {
-            let key = keys::PrivateKey::read(&key)?;
+            let key = keys::read(&key)?;
             let token = mint::mint(&mint::MintArgs {
                 key: &key,
                 sub: &sub,

@@ -2,13 +2,11 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
-use tollgate_core::b64;
-
-use crate::keys::PrivateKey;
+use tollgate_origin::SigningKey;
 
 /// What goes into a minted token.
 pub(crate) struct MintArgs<'a> {
-    pub(crate) key: &'a PrivateKey,
+    pub(crate) key: &'a SigningKey,
     pub(crate) sub: &'a str,
     pub(crate) ttl_seconds: u64,
     pub(crate) now: u64,
@@ -20,9 +18,8 @@ pub(crate) struct MintArgs<'a> {
     pub(crate) claims: &'a [String],
 }
 
-/// Builds and signs a compact JWS.
+/// Builds the claims and signs them (header `alg`, `kid`, `typ`, default `JWT`).
 pub(crate) fn mint(a: &MintArgs<'_>) -> Result<String> {
-    let header = json!({"alg": a.key.alg(), "typ": a.typ.unwrap_or("JWT"), "kid": a.key.kid()?});
     let mut claims = Map::new();
     if let Some(iss) = a.iss {
         claims.insert("iss".into(), json!(iss));
@@ -35,7 +32,7 @@ pub(crate) fn mint(a: &MintArgs<'_>) -> Result<String> {
     claims.insert("exp".into(), json!(a.now + a.ttl_seconds));
     let jti = match a.jti {
         Some(j) => j.to_string(),
-        None => random_id(),
+        None => tollgate_origin::random_id()?,
     };
     claims.insert("jti".into(), json!(jti));
     if let Some(sid) = a.sid {
@@ -47,13 +44,7 @@ pub(crate) fn mint(a: &MintArgs<'_>) -> Result<String> {
         let v = serde_json::from_str::<Value>(v).unwrap_or_else(|_| json!(v));
         claims.insert(k.to_string(), v);
     }
-    let input = format!(
-        "{}.{}",
-        b64::encode(serde_json::to_string(&header)?.as_bytes()),
-        b64::encode(serde_json::to_string(&claims)?.as_bytes())
-    );
-    let sig = a.key.sign(input.as_bytes())?;
-    Ok(format!("{input}.{}", b64::encode(&sig)))
+    Ok(a.key.sign_compact(Some(a.typ.unwrap_or("JWT")), serde_json::to_string(&claims)?.as_bytes())?)
 }
 
 /// Parses a duration like `90`, `90s`, `15m`, `2h`, `1d`.
@@ -68,13 +59,6 @@ pub(crate) fn parse_ttl(s: &str) -> Result<u64> {
     };
     let n: u64 = num.parse().with_context(|| format!("ttl {s:?}: not a number"))?;
     n.checked_mul(mult).filter(|&t| t > 0).with_context(|| format!("ttl {s:?} is out of range"))
-}
-
-fn random_id() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    b64::encode(&b)
 }
 
 #[cfg(test)]

@@ -139,8 +139,13 @@ pub enum ServiceErrorKind {
     BadExpiry,
     /// 401 `unauthorized`: missing, unknown or revoked API key.
     Unauthorized,
-    /// 403 `forbidden`: the key lacks the scope (or the issuer).
+    /// 403 `forbidden`: the key lacks the scope.
     Forbidden,
+    /// 403 `forbidden_issuer`: the event or session is for an issuer outside the key's
+    /// issuer scope.
+    ForbiddenIssuer,
+    /// 403 `issuer_scope_missing`: an `events:write` key without an issuer scope.
+    IssuerScopeMissing,
     /// 404 `unknown_session`.
     UnknownSession,
     /// 409 `session_exists`.
@@ -168,8 +173,10 @@ pub enum ServiceErrorKind {
     InvalidEvent,
     /// 422 `idempotency_conflict`.
     IdempotencyConflict,
-    /// 429 `rate_limited`.
+    /// 429 `rate_limited` (with `Retry-After`).
     RateLimited,
+    /// 429 `quota_exceeded`: the key's quota of live entries (with `Retry-After`).
+    QuotaExceeded,
     /// 503 `overloaded`.
     Overloaded,
     /// 503 `timeout`.
@@ -180,6 +187,10 @@ pub enum ServiceErrorKind {
     ShuttingDown,
     /// 503 `not_writable`.
     NotWritable,
+    /// 503 `signing_key_unavailable`.
+    SigningKeyUnavailable,
+    /// 503 `too_many_connections`: a connection over the service's caps.
+    TooManyConnections,
     /// 500 `internal`.
     Internal,
     /// A kind this client does not know: see [`ServiceError::kind_str`].
@@ -197,6 +208,8 @@ impl ServiceErrorKind {
             "bad_expiry" => K::BadExpiry,
             "unauthorized" => K::Unauthorized,
             "forbidden" => K::Forbidden,
+            "forbidden_issuer" => K::ForbiddenIssuer,
+            "issuer_scope_missing" => K::IssuerScopeMissing,
             "unknown_session" => K::UnknownSession,
             "session_exists" => K::SessionExists,
             "session_revoked" => K::SessionRevoked,
@@ -211,11 +224,14 @@ impl ServiceErrorKind {
             "invalid_event" => K::InvalidEvent,
             "idempotency_conflict" => K::IdempotencyConflict,
             "rate_limited" => K::RateLimited,
+            "quota_exceeded" => K::QuotaExceeded,
             "overloaded" => K::Overloaded,
             "timeout" => K::Timeout,
             "too_many_replicas" => K::TooManyReplicas,
             "shutting_down" => K::ShuttingDown,
             "not_writable" => K::NotWritable,
+            "signing_key_unavailable" => K::SigningKeyUnavailable,
+            "too_many_connections" => K::TooManyConnections,
             "internal" => K::Internal,
             _ => K::Other,
         }

@@ -284,6 +284,24 @@ impl SigningKey {
         }
     }
 
+    /// A compact JWS of `payload` (the JSON claims): protected header
+    /// `{"alg","kid","typ"}` (`typ` omitted when `None`), signed with this key. The
+    /// [`crate::Issuer`] is the way to make tokens of the profile; this is for tools
+    /// and tests that need other shapes (the CLI's `mint`).
+    pub fn sign_compact(&self, typ: Option<&str>, payload: &[u8]) -> Result<String, KeyError> {
+        let mut header = json!({"alg": self.alg().name(), "kid": self.kid()});
+        if let Some(t) = typ {
+            header["typ"] = json!(t);
+        }
+        let mut token = b64::encode(header.to_string().as_bytes());
+        token.push('.');
+        token.push_str(&b64::encode(payload));
+        let sig = self.sign(token.as_bytes())?;
+        token.push('.');
+        token.push_str(&b64::encode(&sig));
+        Ok(token)
+    }
+
     /// Which implementation signs: `"ring"` or `"rust"`.
     pub fn backend(&self) -> &'static str {
         #[cfg(feature = "ring")]
@@ -436,6 +454,18 @@ pub(crate) mod tests {
         assert_eq!(k.sign(b"x").unwrap().len(), 64);
         assert!(core_verifies(&k));
         assert!(format!("{k:?}").contains(k.kid()));
+    }
+
+    #[test]
+    fn sign_compact_makes_a_jws_the_core_verifies() {
+        let k = SigningKey::generate_es256().unwrap();
+        let t = k.sign_compact(Some("JWT"), br#"{"sub":"x","exp":10}"#).unwrap();
+        let jwks = Jwks::from_json(json!({"keys": [k.public_jwk()]}).to_string().as_bytes()).unwrap();
+        let v = Verifier::new(jwks, Policy::default()).verify(&t, 5, None).unwrap();
+        assert_eq!((v.header.typ.as_deref(), v.claims.sub()), (Some("JWT"), Some("x")));
+        let t = k.sign_compact(None, b"{}").unwrap();
+        let h = b64::decode(t.split('.').next().unwrap().as_bytes()).unwrap();
+        assert_eq!(tollgate_core::parse_strict_json(&h).unwrap(), json!({"alg": "ES256", "kid": k.kid()}));
     }
 
     #[test]

@@ -202,3 +202,37 @@ impl Refresher {
         self.rotate(&p, claims).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::issuer::IssuerConfig;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn shared_types_are_send_and_sync_and_the_flows_are_send_futures() {
+        send_sync::<Issuer>();
+        send_sync::<RevocationClient>();
+        send_sync::<Refresher>();
+        send_sync::<crate::AssertionVerifier>();
+        send_sync::<crate::KeySet>();
+        let issuer = Issuer::generate(
+            IssuerConfig::new("i", "a"),
+            tollgate_core::Algorithm::Es256,
+            Arc::new(ManualClock::new(1)),
+        )
+        .unwrap();
+        let r = Refresher::new(Arc::new(issuer), RevocationClient::new("http://127.0.0.1:1", "k").unwrap());
+        // Usable from axum handlers, whose futures must be Send.
+        let f = r.refresh("x", |_| async { AccessClaims::default() });
+        send(&f);
+        let claims = AccessClaims::new("u", "s");
+        let s = r.start(&claims);
+        send(&s);
+        let l = r.client().logout("s");
+        send(&std::future::IntoFuture::into_future(l));
+    }
+}

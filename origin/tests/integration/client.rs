@@ -10,7 +10,7 @@ use tollgate_origin::{
     SessionStart,
 };
 
-use super::harness::{closed_port, eventually, half_sent_post, silent_server, wall_now, Proxy, Service};
+use super::harness::{closed_port, eventually, half_sent_post, scoped_keys, silent_server, wall_now, Proxy, Service};
 
 fn client(base: &str, key: &str) -> RevocationClient {
     let mut c = ClientConfig::new(base, key);
@@ -159,6 +159,17 @@ async fn every_error_kind_the_client_can_meet() {
     assert!(e.service().unwrap().body["revoked_seq"].is_u64());
     // No request of this test was retried: one request per call through the proxy.
     assert_eq!(proxy.stats.requests.load(Ordering::SeqCst), 1);
+
+    // Where the service scopes keys by issuer and bounds times (issue 19 §4): 403
+    // forbidden_issuer for another issuer's event, 400 bad_expiry for an exp in ms.
+    if scoped_keys() {
+        let scoped = client(&svc.base, &svc.key_for_issuer("scoped", svc.issuer));
+        scoped.logout("s").iss(svc.issuer).await.unwrap();
+        let e = scoped.logout("s").iss("https://other.test").await.unwrap_err();
+        assert_eq!(kind(&e), (403, ServiceErrorKind::ForbiddenIssuer, "forbidden_issuer".into()));
+        let e = c.revoke_token("j").exp(exp * 1000).await.unwrap_err();
+        assert_eq!(kind(&e), (400, ServiceErrorKind::BadExpiry, "bad_expiry".into()));
+    }
 }
 
 #[tokio::test]

@@ -55,7 +55,7 @@ pub struct Service {
     pub base: String,
     pub keys: Keys,
     pub issuer: &'static str,
-    pub _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     child: Child,
 }
 
@@ -92,7 +92,7 @@ impl Service {
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the service printed its address");
-        Service { base: format!("http://{addr}"), keys, issuer: ISSUER, _dir: dir, child }
+        Service { base: format!("http://{addr}"), keys, issuer: ISSUER, dir, child }
     }
 
     pub fn addr(&self) -> String {
@@ -126,17 +126,37 @@ impl Drop for Service {
     }
 }
 
-/// `keys create`; passes `--issuer` when this build of the service scopes keys by issuer.
-fn create_key(bin: &Path, dir: &Path, name: &str, scope: &str) -> String {
+/// Whether this build of the service scopes `events:write` keys by issuer (`keys create
+/// --issuer` / `--all-issuers`, with 400 `bad_expiry` bounds on times).
+pub fn scoped_keys() -> bool {
     static SCOPED: OnceLock<bool> = OnceLock::new();
-    let scoped = *SCOPED.get_or_init(|| {
-        let out = Command::new(bin).args(["keys", "create", "--help"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("--issuer")
-    });
+    *SCOPED.get_or_init(|| {
+        let out = Command::new(service_bin()).args(["keys", "create", "--help"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("--all-issuers")
+    })
+}
+
+impl Service {
+    /// Another `events:write` key, scoped to `issuer` (only where keys have scopes).
+    pub fn key_for_issuer(&self, name: &str, issuer: &str) -> String {
+        assert!(scoped_keys());
+        let out = Command::new(service_bin())
+            .args(["keys", "create", "--name", name, "--scope", "events:write", "--issuer", issuer, "--data-dir"])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "keys create: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+/// `keys create`. Where keys have issuer scopes, the tests' main `events:write` key may
+/// write for every issuer (`--all-issuers`), as every key could before scopes.
+fn create_key(bin: &Path, dir: &Path, name: &str, scope: &str) -> String {
     let mut cmd = Command::new(bin);
     cmd.args(["keys", "create", "--name", name, "--scope", scope, "--data-dir"]).arg(dir);
-    if scoped && scope == "events:write" {
-        cmd.args(["--issuer", ISSUER]);
+    if scope == "events:write" && scoped_keys() {
+        cmd.arg("--all-issuers");
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "keys create: {}", String::from_utf8_lossy(&out.stderr));
