@@ -41,6 +41,12 @@ edge/npm/test.sh
 step "Worker end to end: real workerd via wrangler dev, the revocation service, jose tokens"
 TOLLGATE_E2E_PROFILE=debug edge/worker/test.sh
 
+step "login service: unit + integration suite on SQLite and a real PostgreSQL (auth/test.sh)"
+auth/test.sh
+
+step "login service end to end: tollgate-auth + the revocation service + the Worker in workerd (auth/e2e.sh)"
+auth/e2e.sh
+
 step "fuzz: corpus replay on stable, then a bounded smoke run per target"
 cargo test --manifest-path fuzz/Cargo.toml -p tollgate-fuzz-harness
 scripts/fuzz-smoke.sh

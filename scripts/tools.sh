@@ -189,3 +189,31 @@ ensure_chromium() {
   fi
   [ -x "$CHROMIUM_BIN" ] || { echo "ensure_chromium: $CHROMIUM_BIN missing after apt-get install chromium" >&2; return 1; }
 }
+
+# --- auth (issue 15) ---
+
+# PostgreSQL server binaries from Debian (initdb, pg_ctl), for the login service's
+# PostgreSQL tests; sets PG_BIN to their directory. PostgreSQL refuses to run as root:
+# auth/pg.sh runs them as the `postgres` user the package creates.
+ensure_postgres() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ -z "$bin" ] || [ ! -x "$bin/initdb" ] || ! id postgres >/dev/null 2>&1; then
+    log "installing postgresql (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 || {
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    }
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  fi
+  export PG_BIN="$bin"
+}
+
+# redis-server from Debian (the login service's bench runs the seed Express peer on it).
+ensure_redis() {
+  if ! command -v redis-server >/dev/null; then
+    log "installing redis-server (apt)"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1) ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+  fi
+}
