@@ -104,7 +104,7 @@ done
 
 # Logout → edge rejection through the Worker.
 worker_port=$(free_port); worker="http://127.0.0.1:$worker_port"
-routes='[{"path":"/auth/*","auth":"none"},{"path":"/.well-known/*","auth":"none"},{"path":"/healthz","auth":"none"},{"path":"/*","auth":"required"}]'
+routes='[{"path":"/auth/logout","auth":"required"},{"path":"/auth/logout-all","auth":"required"},{"path":"/auth/*","auth":"none"},{"path":"/.well-known/*","auth":"none"},{"path":"/healthz","auth":"none"},{"path":"/*","auth":"required"}]'
 spawn "$work/wrangler.log" env CI=true NO_COLOR=1 "$NODE22" "$WRANGLER_JS" dev -c "$root/wrangler.toml" \
   --ip 127.0.0.1 --port "$worker_port" --inspector-port "$(free_port)" --persist-to "$work/wrangler-state" \
   --show-interactive-dev-session=false \

@@ -84,7 +84,7 @@ say "2. login service up (SQLite)" "$auth (access key kid $kid…)"
 #    needs a valid, unrevoked access token.
 worker_port=$(free_port)
 worker="http://127.0.0.1:$worker_port"
-routes='[{"path":"/auth/*","auth":"none"},{"path":"/.well-known/*","auth":"none"},{"path":"/healthz","auth":"none"},{"path":"/admin/*","roles_any":["admin"]},{"path":"/*","auth":"required"}]'
+routes='[{"path":"/auth/logout","auth":"required"},{"path":"/auth/logout-all","auth":"required"},{"path":"/auth/*","auth":"none"},{"path":"/.well-known/*","auth":"none"},{"path":"/healthz","auth":"none"},{"path":"/admin/*","roles_any":["admin"]},{"path":"/*","auth":"required"}]'
 spawn "$work/wrangler.log" env CI=true NO_COLOR=1 "$NODE22" "$WRANGLER_JS" dev -c "$root/wrangler.toml" \
   --ip 127.0.0.1 --port "$worker_port" --inspector-port "$(free_port)" --persist-to "$work/wrangler-state" \
   --show-interactive-dev-session=false \

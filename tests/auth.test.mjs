@@ -104,6 +104,10 @@ before(async () => {
   svc = await startRevocation();
   auth = await startAuth(svc);
   const routes = JSON.stringify([
+    // Logout needs the verified token (on `auth: none` routes the Worker forwards no
+    // credentials); the rest of /auth/* is open.
+    { path: '/auth/logout', auth: 'required' },
+    { path: '/auth/logout-all', auth: 'required' },
     { path: '/auth/*', auth: 'none' },
     { path: '/.well-known/*', auth: 'none' },
     { path: '/healthz', auth: 'none' },
