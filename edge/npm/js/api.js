@@ -9,3 +9,25 @@ export { JwksSource } from './jwks-source.js';
 export { RemoteDenylist } from './remote-denylist.js';
 export { authenticate, withAuth, extractToken, authorize, DEFAULT_COOKIE_NAME } from './http.js';
 export { fetchWithRefresh, isExpired } from './client.js';
+export { SigningKey, KeySet, Issuer, thumbprint, REFRESH_TYP, RESERVED_CLAIMS, DEFAULT_ACCESS_TTL_SECONDS, DEFAULT_REFRESH_TTL_SECONDS, DEFAULT_JWKS_MAX_AGE } from './issuer.js';
+export { RevocationClient, DEFAULT_RETRY } from './revocation-client.js';
+export { Refresher, refresh } from './refresh.js';
+export {
+  accessTokenCookie,
+  refreshTokenCookie,
+  authCookies,
+  clearAuthCookies,
+  readCookie,
+  ACCESS_COOKIE,
+  REFRESH_COOKIE,
+  REFRESH_COOKIE_PATH,
+} from './cookies.js';
+export {
+  AssertionVerifier,
+  requireAssertion,
+  withAssertion,
+  hs256Kid,
+  headerDigest,
+  ASSERTION_HEADER,
+  ASSERTION_REASONS,
+} from './assertion.js';

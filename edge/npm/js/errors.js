@@ -23,6 +23,11 @@ export const REASONS = Object.freeze([
   'revoked',
 ]);
 
+// Extra fields some errors carry: the service's `kind`, HTTP `status`, `detail`,
+// `retryAfter` (seconds), the answer's `body`, the `attempts` a call made, the `claim`
+// an issue error is about.
+const DETAIL_FIELDS = ['kind', 'status', 'detail', 'retryAfter', 'body', 'attempts', 'claim'];
+
 export class TollgateError extends Error {
   /**
    * @param {string} message
@@ -33,6 +38,9 @@ export class TollgateError extends Error {
     this.name = 'TollgateError';
     this.code = details.code;
     if (details.reason !== undefined) this.reason = details.reason;
+    for (const k of DETAIL_FIELDS) {
+      if (details[k] !== undefined) this[k] = details[k];
+    }
   }
 
   static [Symbol.hasInstance](value) {
@@ -48,5 +56,5 @@ export function tokenError(reason, message) {
 
 /** Whether `e` is a token rejection (it has a conformance reason). */
 export function isTokenError(e) {
-  return e instanceof TollgateError && typeof e.reason === 'string';
+  return e instanceof TollgateError && typeof e.reason === 'string' && e.code.startsWith('TOKEN_');
 }

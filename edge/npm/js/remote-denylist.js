@@ -20,9 +20,16 @@
 //
 // Runtimes without long-lived background work (Workers) call sync() per request or
 // from ctx.waitUntil instead of start().
+//
+// Configuration refused at construction (TollgateError code INVALID_OPTIONS): a URL that
+// is `http://` to a host other than loopback (127.0.0.0/8, ::1, localhost): replication
+// elsewhere needs `https://`; and a missing `publicJwk`: the service's key is pinned in
+// configuration, never fetched from the service it is meant to authenticate (no trust
+// on first use).
 
 import { Denylist } from '../wasm/tollgate_wasm.js';
 import { TollgateError } from './errors.js';
+import { isLoopbackUrl } from './url.js';
 
 export class RemoteDenylist {
   #base;
@@ -51,9 +58,26 @@ export class RemoteDenylist {
 
   constructor(options) {
     if (!options || typeof options.url !== 'string') throw new TypeError('new RemoteDenylist(options): options.url is required');
+    let url;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw optionsError(`RemoteDenylist url: not a URL: ${JSON.stringify(options.url)}`);
+    }
+    if (url.protocol === 'http:' && !isLoopbackUrl(url)) {
+      throw optionsError(
+        `RemoteDenylist url: plain http to ${url.hostname}, which is not loopback: replication must use https:// (http:// only for 127.0.0.0/8, ::1, localhost)`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw optionsError(`RemoteDenylist url: unsupported scheme ${url.protocol}`);
     this.#base = options.url.replace(/\/+$/, '');
     this.#token = options.token ?? null;
-    this.#publicJwk = options.publicJwk ?? null;
+    if (options.publicJwk === undefined || options.publicJwk === null || options.publicJwk === '') {
+      throw optionsError(
+        'RemoteDenylist publicJwk is required: pin the service\'s public key (tollgate-revocation prints it; GET /v1/denylist/key over a channel you trust); it is never fetched on first use',
+      );
+    }
+    this.#publicJwk = options.publicJwk;
     this.#fetch = options.fetch ?? globalThis.fetch;
     if (typeof this.#fetch !== 'function') throw new TypeError('no fetch available: pass options.fetch');
     this.#clock = options.clock ?? Date.now;
@@ -162,7 +186,7 @@ export class RemoteDenylist {
   }
 
   async #snapshot(signal) {
-    const key = await this.#key(signal);
+    const key = this.#publicJwk;
     const res = await this.#get('/v1/denylist', signal);
     if (!res.ok) throw await httpError(res, 'snapshot');
     const bytes = new Uint8Array(await res.arrayBuffer());
@@ -177,7 +201,7 @@ export class RemoteDenylist {
   }
 
   async #delta(waitSeconds, signal) {
-    const key = await this.#key(signal);
+    const key = this.#publicJwk;
     const res = await this.#get(`/v1/denylist?since=${this.seq}&wait=${waitSeconds}`, signal);
     if (res.status === 410) {
       await res.body?.cancel();
@@ -196,16 +220,6 @@ export class RemoteDenylist {
     }
     this.#synced();
     return undefined;
-  }
-
-  async #key(signal) {
-    if (this.#publicJwk === null) {
-      // Trust on first use: pin publicJwk in production.
-      const res = await this.#get('/v1/denylist/key', signal, 'application/json');
-      if (!res.ok) throw await httpError(res, 'key');
-      this.#publicJwk = await res.json();
-    }
-    return this.#publicJwk;
   }
 
   #get(path, signal, accept = 'application/octet-stream') {
@@ -229,6 +243,10 @@ export class RemoteDenylist {
   #report(e) {
     if (this.#onError) this.#onError(e);
   }
+}
+
+function optionsError(message) {
+  return new TollgateError(message, { code: 'INVALID_OPTIONS' });
 }
 
 async function httpError(res, what) {

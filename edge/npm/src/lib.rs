@@ -10,6 +10,7 @@
 //! - [`denylist`]: the `Denylist` class (local revocations, signed snapshots/deltas).
 //! - [`options`]: the JS camelCase options onto the core's policy configuration.
 //! - [`error`]: every failure, and the one mapping to a JS `TollgateError`.
+//! - [`json`]: the core's strict JSON parser, for the origin middleware.
 //!
 //! The JS API (`Verifier`, `RemoteDenylist`, middleware, ...) is hand-written in
 //! `edge/npm/js/` over these classes; `edge/npm/build.sh` assembles the package.
@@ -18,6 +19,7 @@
 
 pub mod denylist;
 pub mod error;
+pub mod json;
 pub mod options;
 pub mod verifier;
 

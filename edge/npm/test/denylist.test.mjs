@@ -150,7 +150,7 @@ describe('RemoteDenylist (stand-in service)', () => {
   after(() => svc.close());
 
   it('snapshot, then long-polled deltas; revocations arrive without polling delay', async () => {
-    const remote = new RemoteDenylist({ url: svc.url, token: 'read-key', waitSeconds: 5 });
+    const remote = new RemoteDenylist({ url: svc.url, token: 'read-key', publicJwk: svcKey.jwk, waitSeconds: 5 });
     await remote.start();
     try {
       assert.equal(remote.seq, 0);
@@ -160,9 +160,29 @@ describe('RemoteDenylist (stand-in service)', () => {
       const seq = svc.publish({ kind: 'sid', id: 'sess-1', exp: NOW + 60 });
       await remote.waitForSeq(seq, { timeoutMs: 4000 });
       assert.equal(await reason(token, remote), 'revoked');
-      assert.ok(svc.state.requests.includes('/v1/denylist/key'), 'fetched the key (no publicJwk pinned)');
+      assert.ok(!svc.state.requests.includes('/v1/denylist/key'), 'the pinned key is used; the service is never asked for it');
     } finally {
       await remote.stop();
+    }
+  });
+
+  it('refuses configurations without a pinned key or with plain http beyond loopback', () => {
+    const refused = (opts, pattern) =>
+      assert.throws(
+        () => new RemoteDenylist(opts),
+        (e) => e instanceof TollgateError && e.code === 'INVALID_OPTIONS' && pattern.test(e.message),
+      );
+    // No trust on first use: publicJwk is required.
+    refused({ url: svc.url, token: 'read-key' }, /publicJwk is required/);
+    refused({ url: svc.url, token: 'read-key', publicJwk: null }, /publicJwk is required/);
+    // http:// only for loopback; https:// elsewhere.
+    for (const url of ['http://revocation.example', 'http://10.0.0.7:8790', 'http://127.evil.example', 'http://[::2]:80']) {
+      refused({ url, token: 'k', publicJwk: svcKey.jwk }, /must use https/);
+    }
+    refused({ url: 'ftp://127.0.0.1/', token: 'k', publicJwk: svcKey.jwk }, /unsupported scheme/);
+    refused({ url: 'not a url', token: 'k', publicJwk: svcKey.jwk }, /not a URL/);
+    for (const url of ['http://127.0.0.1:8790', 'http://127.1.2.3', 'http://localhost:1', 'http://[::1]:8790', 'https://revocation.example']) {
+      assert.ok(new RemoteDenylist({ url, token: 'k', publicJwk: svcKey.jwk }));
     }
   });
 

@@ -23,7 +23,7 @@ before(async () => {
   const verifier = new Verifier({ jwks: { keys: [es.jwk] }, issuers: [ISS] });
   denylist = new Denylist();
   const now = () => NOW;
-  const stale = new RemoteDenylist({ url: 'http://127.0.0.1:9', fetch: () => Promise.reject(new Error('never called')) });
+  const stale = new RemoteDenylist({ url: 'http://127.0.0.1:9', publicJwk: es.jwk, fetch: () => Promise.reject(new Error('never called')) });
 
   const app = express();
   app.get('/profile', authenticate({ verifier, denylist, now }), (req, res) => res.json({ user: req.user, via: req.auth.token.slice(0, 5) }));

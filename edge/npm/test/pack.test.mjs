@@ -115,7 +115,7 @@ async function main(): Promise<void> {
   const d = new Denylist();
   d.revokeJti('j', 1); d.revokeSubject('u', 1, 2, 'iss');
   const n: number = d.seq + d.size;
-  const remote = new RemoteDenylist({ url: 'http://127.0.0.1:1', token: 'k' });
+  const remote = new RemoteDenylist({ url: 'http://127.0.0.1:1', token: 'k', publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' } });
   const v2 = await Verifier.fromJwksUrl('http://127.0.0.1:1/jwks', { cooldownSeconds: 30, audiences: ['a'] });
   await v2.verify('t', { denylist: remote });
   const mw = authenticate({ verifier: v, denylist: d, rolesAny: ['admin'] });

@@ -26,7 +26,7 @@ const FAR = 4_000_000_000;
 const EXP = Math.floor(Date.now() / 1000) + 7 * 86_400;
 
 describe('RemoteDenylist against the real revocation service', { skip }, () => {
-  let dir, child, url, readKey, writeKey, es, verifier, remote;
+  let dir, child, url, readKey, writeKey, es, verifier, remote, remotePublicJwk;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tollgate-revocation-'));
@@ -60,6 +60,7 @@ describe('RemoteDenylist against the real revocation service', { skip }, () => {
     es = await keyPair('ES256', 'k1');
     verifier = new Verifier({ jwks: { keys: [es.jwk] } });
     const publicJwk = await (await fetch(`${url}/v1/denylist/key`)).json();
+    remotePublicJwk = publicJwk;
     remote = new RemoteDenylist({ url, token: readKey, publicJwk, waitSeconds: 5 });
     await remote.start();
   });
@@ -119,7 +120,7 @@ describe('RemoteDenylist against the real revocation service', { skip }, () => {
   });
 
   it('a new replica starting from the snapshot holds the same entries', async () => {
-    const fresh = new RemoteDenylist({ url, token: readKey });
+    const fresh = new RemoteDenylist({ url, token: readKey, publicJwk: remotePublicJwk });
     await fresh.sync();
     assert.equal(fresh.seq, remote.seq);
     assert.equal(fresh.size, remote.size);
@@ -130,7 +131,7 @@ describe('RemoteDenylist against the real revocation service', { skip }, () => {
   });
 
   it('a replica with the wrong key or scope is refused', async () => {
-    const wrongScope = new RemoteDenylist({ url, token: writeKey });
+    const wrongScope = new RemoteDenylist({ url, token: writeKey, publicJwk: remotePublicJwk });
     await assert.rejects(wrongScope.start(), (e) => e.code === 'DENYLIST_FETCH' && /403/.test(e.message));
     const other = await keyPair('ES256', 'x');
     const wrongKey = new RemoteDenylist({ url, token: readKey, publicJwk: other.jwk });
