@@ -37,6 +37,7 @@ cargo build -p tollgate-core --no-default-features --target wasm32-unknown-unkno
 
 step "npm package @tollgate/verify: build, node:test suite (conformance, interop, Express, workerd, Deno, Chromium)"
 edge/npm/test.sh
+examples/express/test.sh
 
 step "Worker end to end: real workerd via wrangler dev, the revocation service, jose tokens"
 TOLLGATE_E2E_PROFILE=debug edge/worker/test.sh
