@@ -34,18 +34,50 @@ export type ErrorCode =
   | 'DENYLIST_FETCH'
   | 'DENYLIST_STALE'
   | 'DENYLIST_TIMEOUT'
-  | 'JWKS_FETCH';
+  | 'JWKS_FETCH'
+  // Issuer, KeySet, SigningKey
+  | 'INVALID_KEY'
+  | 'UNSAFE_DELAY'
+  | 'DUPLICATE_KID'
+  | 'UNKNOWN_KID'
+  | 'SHARED_KEY'
+  | 'NO_SIGNING_KEY'
+  | 'MISSING_CLAIM'
+  | 'INVALID_CLAIM'
+  | 'RESERVED_CLAIM'
+  | 'TOKEN_TOO_LARGE'
+  // RevocationClient
+  | 'SERVICE_ERROR'
+  | 'UNREACHABLE'
+  | 'DEADLINE'
+  | 'PROTOCOL'
+  // X-Tollgate-Assertion
+  | 'INVALID_ASSERTION';
 
 /** The conformance reasons, in check order. */
 export declare const REASONS: readonly Reason[];
 
 /** Every error the package raises on purpose. `instanceof` works across the ESM and CJS copies. */
 export declare class TollgateError extends Error {
-  constructor(message: string, details: { code: ErrorCode; reason?: Reason; cause?: unknown });
+  constructor(message: string, details: { code: ErrorCode; reason?: Reason | AssertionReason; cause?: unknown; [field: string]: unknown });
   readonly name: 'TollgateError';
   readonly code: ErrorCode;
-  /** Present for token rejections only. */
-  readonly reason?: Reason;
+  /** Token rejections: the conformance reason; INVALID_ASSERTION: the assertion reason. */
+  readonly reason?: Reason | AssertionReason;
+  /** SERVICE_ERROR: the service's `error` kind, exactly as it sent it (e.g. `forbidden_issuer`). */
+  readonly kind?: string;
+  /** SERVICE_ERROR: the HTTP status. */
+  readonly status?: number;
+  /** SERVICE_ERROR: the service's `detail`. */
+  readonly detail?: string;
+  /** SERVICE_ERROR: the service's Retry-After, seconds. */
+  readonly retryAfter?: number;
+  /** SERVICE_ERROR: the parsed answer. */
+  readonly body?: unknown;
+  /** RevocationClient: attempts made. */
+  readonly attempts?: number;
+  /** MISSING_CLAIM, INVALID_CLAIM, RESERVED_CLAIM: the claim. */
+  readonly claim?: string;
 }
 
 /** A JSON Web Key (public). */
@@ -202,12 +234,12 @@ export declare class Denylist {
 }
 
 export interface RemoteDenylistOptions {
-  /** The revocation service's base URL, e.g. `http://127.0.0.1:8790`. */
+  /** The revocation service's base URL: `https://…`, or `http://` to loopback only. */
   url: string;
   /** A `denylist:read` API key. */
   token?: string;
-  /** The service's public JWK (pin it; fetched from /v1/denylist/key when absent). */
-  publicJwk?: Jwk | string;
+  /** The service's public JWK, pinned (required: never fetched on first use). */
+  publicJwk: Jwk | string;
   /** Long-poll wait in seconds (default 5). */
   waitSeconds?: number;
   /** Staleness bound (default 10). */
@@ -310,3 +342,349 @@ export declare function fetchWithRefresh(
 
 /** Whether a response is a 401 for an expired token. */
 export declare function isExpired(response: Response): Promise<boolean>;
+
+
+// ---------------------------------------------------------------------------------
+// Issuing: SigningKey, KeySet, Issuer
+
+export type SigningAlgorithm = 'ES256' | 'RS256';
+
+/** A private signing key (ES256 P-256, or RS256 2048 to 8192 bits); `kid` = RFC 7638 thumbprint. */
+export declare class SigningKey {
+  private constructor();
+  static generate(alg?: SigningAlgorithm, options?: { modulusLength?: number }): Promise<SigningKey>;
+  /** From a private JWK (object or JSON); the public half must match `d`; RSA needs `p` and `q`. */
+  static fromJwk(jwk: Jwk | string): Promise<SigningKey>;
+  /** From PKCS#8 PEM (`BEGIN PRIVATE KEY`). */
+  static fromPkcs8Pem(pem: string): Promise<SigningKey>;
+  readonly alg: SigningAlgorithm;
+  readonly kid: string;
+  readonly rsaBits: number | null;
+  /** What gets published: key members plus `kid`, `alg`, `use: "sig"`. */
+  readonly publicJwk: Readonly<Jwk>;
+  /** Secret. */
+  exportPrivateJwk(): Jwk;
+  /** Secret. */
+  exportPkcs8Pem(): Promise<string>;
+  sign(signingInput: Uint8Array): Promise<Uint8Array>;
+  signCompact(claims: Record<string, unknown>, options?: { typ?: string }): Promise<string>;
+}
+
+/** The RFC 7638 thumbprint of a public JWK. */
+export declare function thumbprint(jwk: Jwk): Promise<string>;
+
+export type KeyState = 'pending' | 'current' | 'retiring' | 'retired';
+
+export interface KeyStatus {
+  kid: string;
+  alg: SigningAlgorithm;
+  state: KeyState;
+  publishedAt: number;
+  signsFrom: number;
+  stopsSigning: number | null;
+  retireAfter: number | null;
+  longestLife: number;
+}
+
+export interface RotationPolicy {
+  /** JWKS `max-age` (default 300). */
+  jwksMaxAgeSeconds?: number;
+  /** Default max-age + 60; shorter than the max-age is refused (UNSAFE_DELAY). */
+  publicationDelaySeconds?: number;
+}
+
+export interface JwksDocument {
+  body: string;
+  cacheControl: string;
+  maxAge: number;
+}
+
+/** A key set with its rotation timeline; times in seconds since the epoch. */
+export declare class KeySet {
+  constructor(first: SigningKey, now: number, policy?: RotationPolicy);
+  readonly policy: Required<RotationPolicy>;
+  readonly kids: string[];
+  /** Published now, signs from now + publication delay (returned). */
+  add(key: SigningKey, now: number): number;
+  addSigningNow(key: SigningKey, now: number): void;
+  remove(kid: string): SigningKey;
+  signingKey(now: number): SigningKey | null;
+  status(now: number): KeyStatus[];
+  published(now: number): SigningKey[];
+  jwks(now: number): JwksDocument;
+  prune(now: number): string[];
+  /** Secret: private keys and timeline (tollgate-origin's format, version 1). */
+  export(): { version: 1; jwks_max_age: number; publication_delay: number; keys: Array<{ jwk: Jwk; published_at: number; signs_from: number; longest_life: number }> };
+  static import(doc: ReturnType<KeySet['export']> | string): Promise<KeySet>;
+}
+
+export interface IssuerConfig {
+  issuer: string;
+  /** One audience (a string in the token) or several (an array). */
+  audience: string | string[];
+  /** Default: the issuer. */
+  refreshAudience?: string;
+  /** Default 900. */
+  accessTtlSeconds?: number;
+  /** Default 604800. */
+  refreshTtlSeconds?: number;
+  /** `"at+jwt"` (RFC 9068, needs `clientId`) or `"JWT"` (default). */
+  accessTyp?: 'JWT' | 'at+jwt';
+  /** Milliseconds since the epoch (default Date.now). */
+  clock?: () => number;
+}
+
+export interface AccessClaimsInput {
+  sub: string;
+  sid: string;
+  roles?: string[];
+  role?: string;
+  /** Scope tokens, or a space-separated string. */
+  scope?: string[] | string;
+  clientId?: string;
+  /** Overrides the configured audience. */
+  audience?: string | string[];
+  /** Extra claims; none of RESERVED_CLAIMS. */
+  claims?: Record<string, unknown>;
+  ttlSeconds?: number;
+}
+
+export interface RefreshClaimsInput {
+  sub: string;
+  sid: string;
+  ttlSeconds?: number;
+}
+
+export interface Issued {
+  token: string;
+  jti: string;
+  sub: string;
+  sid: string;
+  iat: number;
+  exp: number;
+  kid: string;
+}
+
+export interface TokenPair {
+  access: Issued;
+  refresh: Issued;
+}
+
+export declare const REFRESH_TYP: 'refresh+jwt';
+export declare const RESERVED_CLAIMS: readonly string[];
+export declare const DEFAULT_ACCESS_TTL_SECONDS: number;
+export declare const DEFAULT_REFRESH_TTL_SECONDS: number;
+export declare const DEFAULT_JWKS_MAX_AGE: number;
+
+export declare class Issuer {
+  constructor(config: IssuerConfig, accessKeys: KeySet, refreshKeys: KeySet);
+  static generate(config: IssuerConfig & { alg?: SigningAlgorithm; keyPolicy?: RotationPolicy }): Promise<Issuer>;
+  readonly config: Readonly<Required<Omit<IssuerConfig, 'clock' | 'audience'>> & { audience: readonly string[] }>;
+  readonly accessKeys: KeySet;
+  readonly refreshKeys: KeySet;
+  now(): number;
+  issueAccess(claims: AccessClaimsInput): Promise<Issued>;
+  issueRefresh(claims: RefreshClaimsInput): Promise<Issued>;
+  issuePair(access: AccessClaimsInput): Promise<TokenPair>;
+  /** Serve `body` at /.well-known/jwks.json with `Cache-Control: cacheControl`. */
+  jwks(): JwksDocument;
+  rotateAccess(key: SigningKey): number;
+  rotateRefresh(key: SigningKey): number;
+  prune(): string[];
+  accessPolicy(): PolicyOptions;
+  refreshPolicy(): PolicyOptions;
+  accessVerifier(options?: Omit<VerifierCommonOptions, keyof PolicyOptions>): Verifier;
+  refreshVerifier(options?: Omit<VerifierCommonOptions, keyof PolicyOptions>): Verifier;
+}
+
+// ---------------------------------------------------------------------------------
+// RevocationClient, Refresher
+
+export interface RetryPolicy {
+  /** Default 4. */
+  maxAttempts: number;
+  /** Default 100. */
+  baseMs: number;
+  /** Default 2000. */
+  maxMs: number;
+}
+
+export declare const DEFAULT_RETRY: Readonly<RetryPolicy>;
+
+export interface RevocationClientOptions {
+  /** `https://…`, or `http://` to loopback (else `allowPlainHttp`). */
+  url: string;
+  /** `events:write`. */
+  apiKey: string;
+  /** `denylist:read`, for waitForEdge (default apiKey). */
+  readKey?: string;
+  /** Default 5000. */
+  attemptTimeoutMs?: number;
+  /** Default 15000. */
+  callTimeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** `exp` of an event posted without one: now + this (default 1200). */
+  entryLifeSeconds?: number;
+  /** Accept `http://` to a host that is not loopback (the key travels in the clear). */
+  allowPlainHttp?: boolean;
+  fetch?: typeof fetch;
+  clock?: () => number;
+}
+
+export interface Appended {
+  seq: number;
+  kind: string;
+  duplicate: boolean;
+}
+
+export interface EventOptions {
+  iss?: string;
+  exp?: number;
+}
+
+export type RevocationEvent =
+  | ({ kind: 'revoke_token'; jti: string } & EventOptions)
+  | ({ kind: 'logout'; sid: string } & EventOptions)
+  | ({ kind: 'revoke_subject'; sub: string; before: number } & EventOptions)
+  | ({ kind: 'reuse_detected'; sid: string; jti: string } & EventOptions);
+
+export type RotateResult =
+  | { outcome: 'rotated'; seq: number; duplicate: boolean; grace: boolean }
+  | { outcome: 'reuse_detected'; seq: number | null };
+
+export declare class RevocationClient {
+  constructor(options: RevocationClientOptions);
+  readonly url: string;
+  readonly retry: Readonly<RetryPolicy>;
+  startSession(start: { sid: string; sub: string; refreshJti: string; exp: number; iss?: string }): Promise<{ status: 'started'; seq: number; duplicate: boolean }>;
+  rotate(rotation: { sid: string; presentedJti: string; nextJti: string; exp: number; iss?: string }): Promise<RotateResult>;
+  logout(sid: string, options?: EventOptions): Promise<Appended>;
+  revokeToken(jti: string, options?: EventOptions): Promise<Appended>;
+  revokeSubject(sub: string, before: number, options?: EventOptions): Promise<Appended>;
+  post(event: RevocationEvent): Promise<Appended>;
+  postBatch(events: RevocationEvent[]): Promise<Appended[]>;
+  fetchDenylistKey(): Promise<Jwk>;
+  waitForEdge(seq: number, options?: { timeoutMs?: number }): Promise<number>;
+}
+
+export interface PresentedRefresh {
+  sub: string;
+  sid: string;
+  jti: string;
+  exp: number;
+  claims: Claims;
+}
+
+export type RefreshOutcome =
+  | { outcome: 'rotated'; pair: TokenPair; seq: number; grace: boolean }
+  | { outcome: 'reuse_detected'; sid: string; seq: number | null }
+  | { outcome: 'expired' }
+  | { outcome: 'invalid'; reason: Reason | 'session_revoked' | 'unknown_session' | 'unknown_token' | 'issuer_mismatch' };
+
+export type AccessClaimsFor = Omit<AccessClaimsInput, 'sub' | 'sid'> & { sub?: string; sid?: string };
+
+export declare class Refresher {
+  constructor(issuer: Issuer, client: RevocationClient);
+  readonly issuer: Issuer;
+  readonly client: RevocationClient;
+  start(access: AccessClaimsInput): Promise<TokenPair>;
+  verify(token: string): Promise<{ ok: true; presented: PresentedRefresh } | { ok: false; outcome: RefreshOutcome }>;
+  rotate(presented: PresentedRefresh, access?: AccessClaimsFor): Promise<RefreshOutcome>;
+  refresh(token: string, access?: AccessClaimsFor | ((presented: PresentedRefresh) => AccessClaimsFor | Promise<AccessClaimsFor>)): Promise<RefreshOutcome>;
+}
+
+export declare function refresh(
+  issuer: Issuer,
+  client: RevocationClient,
+  token: string,
+  access?: AccessClaimsFor | ((presented: PresentedRefresh) => AccessClaimsFor | Promise<AccessClaimsFor>),
+): Promise<RefreshOutcome>;
+
+// ---------------------------------------------------------------------------------
+// Cookies
+
+export interface CookieOptions {
+  /** Override Max-Age (seconds); required with a token string. */
+  maxAge?: number;
+  /** Seconds since the epoch for the remaining life (default now). */
+  now?: number;
+  /** Drops `Secure`: plain-HTTP localhost development only. Never in production. */
+  insecureLocalhostHttp?: boolean;
+}
+
+export declare const ACCESS_COOKIE: 'access_token';
+export declare const REFRESH_COOKIE: 'refresh_token';
+export declare const REFRESH_COOKIE_PATH: '/auth/refresh';
+export declare function accessTokenCookie(issued: Issued | string, options?: CookieOptions): string;
+export declare function refreshTokenCookie(issued: Issued | string, options?: CookieOptions): string;
+export declare function authCookies(pair: TokenPair, options?: CookieOptions): [string, string];
+export declare function clearAuthCookies(options?: Pick<CookieOptions, 'insecureLocalhostHttp'>): [string, string];
+/** The cookie's value; null when absent or present twice. */
+export declare function readCookie(cookieHeader: string | null | undefined, name: string): string | null;
+
+// ---------------------------------------------------------------------------------
+// X-Tollgate-Assertion
+
+export type AssertionReason =
+  | 'missing'
+  | 'malformed'
+  | 'unknown_key'
+  | 'bad_signature'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'wrong_method'
+  | 'wrong_target'
+  | 'wrong_headers';
+
+export declare const ASSERTION_REASONS: readonly AssertionReason[];
+export declare const ASSERTION_HEADER: 'x-tollgate-assertion';
+
+export interface AssertionOptions {
+  /** HS256: TOLLGATE_ORIGIN_SECRET (two during a rotation), each at least 32 bytes. */
+  secrets?: string | Array<string | Uint8Array>;
+  /** ES256: the Worker's public JWKs. */
+  es256Keys?: Jwk[];
+  /** TOLLGATE_ORIGIN as URL.origin spells it. */
+  audience?: string;
+  /** Default 5, at most 300. */
+  leewaySeconds?: number;
+  clock?: () => number;
+}
+
+/** Who the request is for, from the verified assertion only. */
+export interface EdgeIdentity {
+  readonly auth: 'verified' | 'none';
+  readonly sub: string | null;
+  readonly sid: string | null;
+  readonly tokIss: string | null;
+  readonly roles: readonly string[];
+  readonly scope: string | null;
+  readonly jti: string;
+  readonly iat: number;
+  readonly exp: number;
+  hasRole(role: string): boolean;
+  hasScope(scope: string): boolean;
+}
+
+export declare class AssertionVerifier {
+  private constructor();
+  static create(options: AssertionOptions): Promise<AssertionVerifier>;
+  readonly kids: string[];
+  verify(method: string, target: string, headers: Headers | Record<string, string | string[] | undefined>, rawHeaders?: string[]): Promise<EdgeIdentity>;
+}
+
+/** Express/Connect middleware: `req.edge` (or `property`) = the identity, else 401. */
+export declare function requireAssertion(
+  options: AssertionVerifier | (AssertionOptions & { property?: string }),
+): (req: any, res: any, next: (err?: unknown) => void) => void;
+
+/** Wraps a fetch handler; it runs only with a valid assertion, the identity second. */
+export declare function withAssertion<Rest extends unknown[]>(
+  handler: (request: Request, identity: EdgeIdentity, ...rest: Rest) => Response | Promise<Response>,
+  options: AssertionVerifier | AssertionOptions,
+): (request: Request, ...rest: Rest) => Promise<Response>;
+
+export declare function hs256Kid(secret: string | Uint8Array): Promise<string>;
+export declare function headerDigest(headers: Headers | Record<string, string | string[] | undefined>, rawHeaders?: string[]): Promise<string>;

@@ -21,13 +21,20 @@ before(async () => {
   assert.deepEqual(files, [
     'README.md',
     'dist/api.js',
+    'dist/assertion.js',
+    'dist/b64.js',
     'dist/client.js',
+    'dist/cookies.js',
     'dist/errors.js',
     'dist/http.js',
+    'dist/issuer.js',
     'dist/jwks-source.js',
     'dist/node.cjs',
     'dist/node.js',
+    'dist/refresh.js',
     'dist/remote-denylist.js',
+    'dist/revocation-client.js',
+    'dist/url.js',
     'dist/verifier.js',
     'dist/web.js',
     'dist/workerd.js',
@@ -62,7 +69,12 @@ const cjs = createRequire(import.meta.url)('@tollgate/verify');
 let cross = null;
 try { new cjs.Verifier({ jwks }).verifySync('x', { now }); }
 catch (e) { cross = e instanceof TollgateError && e.reason === 'malformed' && cjs.Verifier !== Verifier; }
-console.log(JSON.stringify({ a: a.sub, b: b.sub, size: d.size, cross }));
+// Issuing from the ESM entry, verified by the CJS copy.
+const { Issuer } = await import('@tollgate/verify');
+const issuer = await Issuer.generate({ issuer: 'https://i', audience: 'https://a' });
+const t = await issuer.issueAccess({ sub: 'issued', sid: 's' });
+const back = new cjs.Verifier({ jwks: JSON.parse(issuer.jwks().body), ...issuer.accessPolicy() }).verifySync(t.token).sub;
+console.log(JSON.stringify({ a: a.sub, b: b.sub, size: d.size, cross, issued: back }));
 `,
   );
   writeFileSync(
@@ -74,7 +86,10 @@ const v = new Verifier({ jwks });
 v.verify(token, { now }).then((a) => {
   let err = null;
   try { v.verifySync(token, { now: now + 3600 }); } catch (e) { err = e instanceof TollgateError ? e.code : String(e); }
-  console.log(JSON.stringify({ a: a.sub, b: v.verifySync(token, { now }).sub, err }));
+  const { accessTokenCookie, Issuer } = require('@tollgate/verify');
+  return Issuer.generate({ issuer: 'https://i', audience: 'https://a', alg: 'RS256' })
+    .then((i) => i.issueAccess({ sub: 'c', sid: 's' }))
+    .then((t) => console.log(JSON.stringify({ a: a.sub, b: v.verifySync(token, { now }).sub, err, cookie: accessTokenCookie(t).split(';')[1].trim() })));
 });
 `,
   );
@@ -93,19 +108,19 @@ describe('the packed package in a fresh project', () => {
   for (const [name, bin] of nodes()) {
     it(`works from import (${name} ${execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()})`, () => {
       const out = execFileSync(bin, ['esm.mjs'], { cwd: join(dir, 'app'), encoding: 'utf8' });
-      assert.deepEqual(JSON.parse(out), { a: 'packed', b: 'packed', size: 1, cross: true });
+      assert.deepEqual(JSON.parse(out), { a: 'packed', b: 'packed', size: 1, cross: true, issued: 'issued' });
     });
 
     it(`works from require (${name})`, () => {
       const out = execFileSync(bin, ['cjs.cjs'], { cwd: join(dir, 'app'), encoding: 'utf8' });
-      assert.deepEqual(JSON.parse(out), { a: 'packed', b: 'packed', err: 'TOKEN_EXPIRED' });
+      assert.deepEqual(JSON.parse(out), { a: 'packed', b: 'packed', err: 'TOKEN_EXPIRED', cookie: 'Path=/' });
     });
   }
 
   it('the shipped types compile for ESM and CJS consumers (tsc, nodenext)', () => {
     const app = join(dir, 'app');
     const use = `
-import { Verifier, Denylist, RemoteDenylist, TollgateError, authenticate, withAuth, fetchWithRefresh, type Claims, type Reason } from '@tollgate/verify';
+import { Verifier, Denylist, RemoteDenylist, TollgateError, authenticate, withAuth, fetchWithRefresh, Issuer, KeySet, SigningKey, RevocationClient, Refresher, authCookies, clearAuthCookies, readCookie, requireAssertion, withAssertion, AssertionVerifier, type Claims, type Reason, type RefreshOutcome, type EdgeIdentity, type Issued } from '@tollgate/verify';
 async function main(): Promise<void> {
   const v = new Verifier({ jwks: { keys: [] }, issuers: ['i'], leewaySeconds: 5, cacheSize: 10 });
   const c: Claims = await v.verify('t', { now: 1 });
@@ -123,7 +138,35 @@ async function main(): Promise<void> {
   const res: Response = await h(new Request('http://x'), { X: 'y' });
   await fetchWithRefresh('http://x', {}, { refreshUrl: '/refresh' });
   try { v.verifySync('t'); } catch (e) { if (e instanceof TollgateError) { const code: string = e.code; void code; } }
-  void s; void n; void mw; void res;
+  // Issuing, the client, the refresh flow, cookies, the assertion middleware.
+  const key = await SigningKey.generate('RS256', { modulusLength: 2048 });
+  const issuer = new Issuer({ issuer: 'i', audience: ['a', 'b'], accessTyp: 'at+jwt' }, new KeySet(key, 0), new KeySet(await SigningKey.generate(), 0, { jwksMaxAgeSeconds: 60 }));
+  const at: Issued = await issuer.issueAccess({ sub: 's', sid: 'x', roles: ['r'], scope: 'a b', clientId: 'c', claims: { t: 1 } });
+  const kid: string = at.kid;
+  const from: number = issuer.rotateAccess(await SigningKey.generate());
+  const state: 'pending' | 'current' | 'retiring' | 'retired' = issuer.accessKeys.status(0)[0].state;
+  const client = new RevocationClient({ url: 'https://r', apiKey: 'k', retry: { maxAttempts: 2 } });
+  const rot = await client.rotate({ sid: 'x', presentedJti: 'a', nextJti: 'b', exp: 1 });
+  if (rot.outcome === 'rotated') { const g: boolean = rot.grace; void g; } else { const q: number | null = rot.seq; void q; }
+  const ack = await client.logout('x', { iss: 'i' });
+  const seq: number = ack.seq;
+  const outcome: RefreshOutcome = await new Refresher(issuer, client).refresh('t', (p) => ({ roles: [p.sub] }));
+  if (outcome.outcome === 'rotated') { const c2: [string, string] = authCookies(outcome.pair); void c2; }
+  else if (outcome.outcome === 'invalid') { const why2: string = outcome.reason; void why2; }
+  const cleared: [string, string] = clearAuthCookies({ insecureLocalhostHttp: true });
+  const rt: string | null = readCookie('a=b', 'a');
+  const am = requireAssertion({ secrets: ['x'.repeat(32)], audience: 'https://o' });
+  const av = await AssertionVerifier.create({ es256Keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }] });
+  const fh = withAssertion(async (req: Request, who: EdgeIdentity, env: { E: string }) => new Response(who.sub ?? env.E), av);
+  await fh(new Request('http://o'), { E: 'e' });
+  try { await client.revokeToken('j'); } catch (e) { if (e instanceof TollgateError && e.code === 'SERVICE_ERROR') { const k: string | undefined = e.kind; void k; } }
+  // @ts-expect-error publicJwk is required (no trust on first use)
+  new RemoteDenylist({ url: 'https://r', token: 'k' });
+  // @ts-expect-error HS256 is not a signing algorithm here
+  await SigningKey.generate('HS256');
+  // @ts-expect-error logout events carry a sid, not a jti
+  await client.post({ kind: 'logout', jti: 'j' });
+  void s; void n; void mw; void res; void kid; void from; void state; void seq; void cleared; void rt; void am;
 }
 void main;
 `;
