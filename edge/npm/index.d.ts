@@ -252,6 +252,16 @@ export interface RemoteDenylistOptions {
   clock?: () => number;
   onError?: (error: unknown) => void;
   onUpdate?: (seq: number) => void;
+  /** Where the replica's high-water mark survives restarts and isolates (a file, KV, a Durable Object, ...). */
+  highWaterMark?: HighWaterMarkStore;
+  /** Accept the service's snapshot whatever the stored mark (after restoring or resetting the service). */
+  rebootstrap?: boolean;
+}
+
+export interface HighWaterMarkStore {
+  /** The stored sequence number, or null when none. */
+  load(): number | null | undefined | Promise<number | null | undefined>;
+  save(seq: number): void | Promise<void>;
 }
 
 export declare class RemoteDenylist {

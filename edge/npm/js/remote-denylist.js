@@ -21,6 +21,16 @@
 // Runtimes without long-lived background work (Workers) call sync() per request or
 // from ctx.waitUntil instead of start().
 //
+// High-water mark across restarts and isolates (`highWaterMark: { load(), save(seq) }`,
+// either may return a promise): the first snapshot a new replica takes must not be
+// below the stored mark (DENYLIST_BACKWARDS, and the replica stays without data, so
+// stale), and every sequence the replica reaches is saved. So an old snapshot replayed
+// to a restarted process, or a service rolled back, is refused as it is within one
+// process. `rebootstrap: true` (asked for by name, after restoring or resetting the
+// service) accepts the service's snapshot whatever the mark and saves the new mark.
+// A mark that cannot be loaded fails start()/sync() (closed); a failed save goes to
+// onError and is retried on the next sync.
+//
 // Configuration refused at construction (TollgateError code INVALID_OPTIONS): a URL that
 // is `http://` to a host other than loopback (127.0.0.0/8, ::1, localhost): replication
 // elsewhere needs `https://`; and a missing `publicJwk`: the service's key is pinned in
@@ -52,6 +62,11 @@ export class RemoteDenylist {
   #abort = null;
   #sleep = null;
   #waiters = new Set();
+  #mark;
+  #markLoaded = false;
+  #markValue = 0;
+  #markSaved = 0;
+  #rebootstrap;
 
   /** The replica. Pass the RemoteDenylist itself to Verifier calls to get staleness checks. */
   denylist = new Denylist();
@@ -89,6 +104,11 @@ export class RemoteDenylist {
     this.#retryMaxMs = options.retryMaxMs ?? 5000;
     this.#onError = options.onError ?? null;
     this.#onUpdate = options.onUpdate ?? null;
+    this.#mark = options.highWaterMark ?? null;
+    if (this.#mark !== null && (typeof this.#mark.load !== 'function' || typeof this.#mark.save !== 'function')) {
+      throw optionsError('RemoteDenylist highWaterMark: an object with load() and save(seq)');
+    }
+    this.#rebootstrap = options.rebootstrap === true;
   }
 
   /** The replica's sequence number. */
@@ -190,6 +210,23 @@ export class RemoteDenylist {
     const res = await this.#get('/v1/denylist', signal);
     if (!res.ok) throw await httpError(res, 'snapshot');
     const bytes = new Uint8Array(await res.arrayBuffer());
+    const mark = await this.#loadMark();
+    if (!this.#rebootstrap && mark > this.seq) {
+      // A replica that starts again: the snapshot must reach the stored mark.
+      const probe = new Denylist();
+      try {
+        probe.applySnapshot(bytes, key);
+        if (probe.seq < mark) {
+          this.#diverged = new TollgateError(
+            `the service's snapshot (seq ${probe.seq}) is behind this replica's stored high-water mark (${mark}): refused; pass rebootstrap: true after restoring or resetting the service`,
+            { code: 'DENYLIST_BACKWARDS' },
+          );
+          throw this.#diverged;
+        }
+      } finally {
+        probe.free();
+      }
+    }
     try {
       this.denylist.applySnapshot(bytes, key);
     } catch (e) {
@@ -197,7 +234,43 @@ export class RemoteDenylist {
       throw e;
     }
     this.#hasSnapshot = true;
+    const rebootstrapped = this.#rebootstrap;
+    this.#rebootstrap = false;
     this.#synced();
+    // After a rebootstrap the mark may go down (the service was reset); otherwise only up.
+    await this.#saveMark(rebootstrapped);
+  }
+
+  async #loadMark() {
+    if (this.#mark === null) return 0;
+    if (!this.#markLoaded) {
+      let v;
+      try {
+        v = await this.#mark.load();
+      } catch (e) {
+        throw new TollgateError(`RemoteDenylist highWaterMark.load() failed: ${e?.message ?? e}`, { code: 'DENYLIST_FETCH', cause: e });
+      }
+      if (v !== null && v !== undefined && (!Number.isInteger(v) || v < 0)) {
+        throw new TollgateError(`RemoteDenylist highWaterMark.load() gave ${JSON.stringify(v)}: expected a sequence number or null`, { code: 'DENYLIST_FETCH' });
+      }
+      this.#markValue = v ?? 0;
+      this.#markSaved = this.#markValue;
+      this.#markLoaded = true;
+    }
+    return this.#markValue;
+  }
+
+  async #saveMark(force = false) {
+    if (this.#mark === null) return;
+    const seq = this.seq;
+    if (!force && seq <= this.#markSaved) return;
+    try {
+      await this.#mark.save(seq);
+      this.#markSaved = seq;
+      this.#markValue = seq;
+    } catch (e) {
+      this.#report(new TollgateError(`RemoteDenylist highWaterMark.save(${seq}) failed: ${e?.message ?? e}`, { code: 'DENYLIST_FETCH', cause: e }));
+    }
   }
 
   async #delta(waitSeconds, signal) {
@@ -219,6 +292,7 @@ export class RemoteDenylist {
       throw e;
     }
     this.#synced();
+    await this.#saveMark();
     return undefined;
   }
 

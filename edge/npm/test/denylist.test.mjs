@@ -266,6 +266,53 @@ describe('RemoteDenylist (stand-in service)', () => {
     }
   });
 
+  it('a stored high-water mark: a restarted replica refuses a snapshot behind it, unless rebootstrapped', async () => {
+    const svc5 = await fakeService();
+    const stored = { value: null, saves: [] };
+    const store = {
+      load: async () => stored.value,
+      save: async (seq) => {
+        stored.saves.push(seq);
+        stored.value = seq;
+      },
+    };
+    try {
+      // First life: the replica follows the service to seq 3; each new seq is saved.
+      const first = new RemoteDenylist({ url: svc5.url, token: 'read-key', publicJwk: svcKey.jwk, highWaterMark: store });
+      await first.sync();
+      for (const id of ['h1', 'h2', 'h3']) svc5.publish({ kind: 'jti', id, exp: NOW + 60 });
+      await first.sync();
+      assert.equal(first.seq, 3);
+      assert.equal(stored.value, 3);
+      // The service is rolled back (restored from an old backup): its snapshot is at 1.
+      svc5.state.floor = 1;
+      svc5.state.head = 1;
+      svc5.state.events = svc5.state.events.slice(0, 1);
+      // A restarted process (a new RemoteDenylist, an empty replica) refuses it.
+      const restarted = new RemoteDenylist({ url: svc5.url, token: 'read-key', publicJwk: svcKey.jwk, highWaterMark: store });
+      await assert.rejects(restarted.start(), (e) => e instanceof TollgateError && e.code === 'DENYLIST_BACKWARDS' && /high-water mark \(3\)/.test(e.message));
+      assert.equal(restarted.seq, 0);
+      assert.equal(restarted.stale, true, 'without data it stays stale: fail mode decides');
+      await assert.rejects(verifier.verify(await sign(es, { exp: NOW + 60 }), { now: NOW, denylist: restarted }), (e) => e.code === 'DENYLIST_STALE');
+      assert.equal(stored.value, 3, 'the mark is not lowered');
+      // Without a mark the same snapshot is taken (what a plain replica does on first start).
+      const plain = new RemoteDenylist({ url: svc5.url, token: 'read-key', publicJwk: svcKey.jwk });
+      await plain.sync();
+      assert.equal(plain.seq, 1);
+      // Asked for by name: rebootstrap accepts the service's snapshot and lowers the mark.
+      const again = new RemoteDenylist({ url: svc5.url, token: 'read-key', publicJwk: svcKey.jwk, highWaterMark: store, rebootstrap: true });
+      await again.sync();
+      assert.equal(again.seq, 1);
+      assert.equal(stored.value, 1);
+      // A mark that cannot be read fails closed.
+      const broken = new RemoteDenylist({ url: svc5.url, token: 'read-key', publicJwk: svcKey.jwk, highWaterMark: { load: async () => { throw new Error('disk gone'); }, save: async () => {} } });
+      await assert.rejects(broken.sync(), (e) => e.code === 'DENYLIST_FETCH' && /disk gone/.test(e.message));
+      assert.throws(() => new RemoteDenylist({ url: svc5.url, publicJwk: svcKey.jwk, highWaterMark: {} }), (e) => e.code === 'INVALID_OPTIONS');
+    } finally {
+      await svc5.close();
+    }
+  });
+
   it('keeps retrying with backoff while the service is down, and catches up', async () => {
     const svc2 = await fakeService();
     const errors = [];
