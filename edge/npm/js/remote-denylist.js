@@ -41,6 +41,10 @@ import { Denylist } from '../wasm/tollgate_wasm.js';
 import { TollgateError } from './errors.js';
 import { isLoopbackUrl } from './url.js';
 
+// The replication wire format version asked for: during an upgrade window the service
+// answers replicas that do not ask (built before version 2) in version 1.
+const WIRE = 2;
+
 export class RemoteDenylist {
   #base;
   #token;
@@ -207,7 +211,7 @@ export class RemoteDenylist {
 
   async #snapshot(signal) {
     const key = this.#publicJwk;
-    const res = await this.#get('/v1/denylist', signal);
+    const res = await this.#get(`/v1/denylist?wire=${WIRE}`, signal);
     if (!res.ok) throw await httpError(res, 'snapshot');
     const bytes = new Uint8Array(await res.arrayBuffer());
     const mark = await this.#loadMark();
@@ -275,7 +279,7 @@ export class RemoteDenylist {
 
   async #delta(waitSeconds, signal) {
     const key = this.#publicJwk;
-    const res = await this.#get(`/v1/denylist?since=${this.seq}&wait=${waitSeconds}`, signal);
+    const res = await this.#get(`/v1/denylist?since=${this.seq}&wait=${waitSeconds}&wire=${WIRE}`, signal);
     if (res.status === 410) {
       await res.body?.cancel();
       return this.#snapshot(signal);
