@@ -682,7 +682,7 @@ test('fail mode open lets verified tokens through a stale replica; invalid confi
   await Promise.all([open.stop(), broken.stop()]);
 });
 
-test('a replica the service cannot vouch for goes stale (fail closed): unsigned answers, a snapshot older than the replica', async () => {
+test('a replica the service cannot vouch for goes stale (fail closed): unsigned answers, an old snapshot replayed, a snapshot behind the replica', async () => {
   const proxy = await startServiceProxy(svc.url);
   const w = await startWorker({ ...revocationVars(proxy.url), TOLLGATE_MAX_STALENESS_SECONDS: '2' }, { logName: 'vouch' });
   const get = (p, token) => fetch(`${w.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
@@ -711,24 +711,53 @@ test('a replica the service cannot vouch for goes stale (fail closed): unsigned 
       await waitFor(`recovery after ${status}`, async () => (await get('/vouch/b', b)).status === 401, { timeoutMs: 10000, intervalMs: 100 });
     }
 
-    // A validly signed snapshot older than the replica (the service restored from a backup,
-    // or a replay): refused, the replica goes stale, and this isolate takes nothing more
-    // from the service even once it answers properly again.
+    // A validly signed snapshot replayed after the staleness bound (the first one this
+    // proxy passed): refused as too old, the replica goes stale; a replay is not a log
+    // that went back, so the replica recovers once the service answers again.
     proxy.state.mode = 'rollback';
     const c = await loggedOut();
-    await stale(c, '503 after a snapshot behind the replica');
-    await waitFor('the log to say why', async () => w.log().includes('behind this replica'), { timeoutMs: 5000 });
+    await stale(c, '503 while an old snapshot is replayed');
+    await waitFor('the log to say why', async () => {
+      await get('/vouch/poke', c);
+      return w.log().includes('is too old at');
+    }, { timeoutMs: 10000, intervalMs: 200 });
     proxy.state.mode = 'pass';
-    const asked = proxy.state.requests;
-    for (let i = 0; i < 4; i++) {
-      await new Promise((r) => setTimeout(r, 300));
-      const r = await get('/vouch/diverged', c);
-      assert.equal(r.status, 503);
-    }
-    assert.equal(proxy.state.requests, asked, 'nothing more asked of the service');
+    await waitFor('recovery after the replay', async () => (await get('/vouch/c', c)).status === 401, { timeoutMs: 10000, intervalMs: 100 });
   } finally {
     await w.stop();
     await proxy.close();
+  }
+
+  // A validly signed snapshot behind the replica and within the bound (the service
+  // restored from a backup): refused, the replica goes stale, and this isolate takes
+  // nothing more from the service even once it answers properly again.
+  const proxy2 = await startServiceProxy(svc.url);
+  const w2 = await startWorker({ ...revocationVars(proxy2.url), TOLLGATE_MAX_STALENESS_SECONDS: '12' }, { logName: 'rollback' });
+  const get2 = (p, token) => fetch(`${w2.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
+  try {
+    assert.equal((await get2('/vouch/ok', await mint(keys.es))).status, 200); // the snapshot proxy2 keeps
+    const a = await loggedOut();
+    await waitFor('a signed delta through the proxy', async () => (await get2('/vouch/a', a)).status === 401, { timeoutMs: 10000 });
+    proxy2.state.mode = 'rollback';
+    await waitFor('the log to say why', async () => {
+      await get2('/vouch/poke', a); // requests start the polls
+      return w2.log().includes('behind this replica');
+    }, { timeoutMs: 15000, intervalMs: 200 });
+    const c = await loggedOut();
+    await waitFor('503 after a snapshot behind the replica', async () => {
+      const r = await get2('/vouch/stale', c);
+      return r.status === 503 && (await r.json()).reason === 'denylist_stale';
+    }, { timeoutMs: 20000, intervalMs: 200 });
+    proxy2.state.mode = 'pass';
+    const asked = proxy2.state.requests;
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await get2('/vouch/diverged', c)).status, 503);
+    }
+    assert.equal(proxy2.state.requests, asked, 'nothing more asked of the service');
+  } finally {
+    await w2.stop();
+    await proxy2.close();
   }
 });
 

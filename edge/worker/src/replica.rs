@@ -17,6 +17,15 @@
 //! most 3 s; a sync still running then (a large snapshot on a slow link) goes on in the
 //! background. If the replica is still stale, fail mode `closed` answers 503 and `open`
 //! lets the request through on the replica it has.
+//!
+//! Every message passes the core's acceptance rules ([`Acceptance`]) before it is
+//! applied: one created more than the staleness bound before the isolate's clock is
+//! refused (a replayed old message cannot pass for fresh), one from another epoch than
+//! the replica's (the service's data directory replaced, or another service's message)
+//! stops the replica like a log that went back, and nothing below the replica's
+//! high-water mark is taken. The mark lives in the isolate: a new isolate starts from
+//! the first fresh snapshot it is given (any epoch), so across isolates the age bound is
+//! what refuses a replay.
 
 pub mod source;
 
@@ -25,6 +34,7 @@ use std::rc::Rc;
 
 use futures_util::future::{select, Either};
 use tollgate_core::jwk::P256Key;
+use tollgate_core::wire::Acceptance;
 use tollgate_core::{Claims, Denylist, WireError};
 
 use crate::config::{FailMode, Revocation};
@@ -62,6 +72,8 @@ pub struct Replica<S> {
 #[derive(Debug)]
 struct State {
     list: Option<Denylist>,
+    /// The acceptance rules and the high-water mark of what was applied.
+    acceptance: Acceptance,
     last_ok_ms: f64,
     poll_since_ms: Option<f64>,
     next_poll_ms: f64,
@@ -75,10 +87,11 @@ struct State {
     diverged: Option<String>,
 }
 
-impl Default for State {
-    fn default() -> State {
+impl State {
+    fn new(max_staleness_seconds: u64) -> State {
         State {
             list: None,
+            acceptance: Acceptance::new(max_staleness_seconds),
             last_ok_ms: f64::NEG_INFINITY,
             poll_since_ms: None,
             next_poll_ms: f64::NEG_INFINITY,
@@ -113,7 +126,7 @@ impl<S: Source> Replica<S> {
             key: settings.key.clone(),
             max_staleness_seconds: settings.max_staleness_seconds,
             fail_mode: settings.fail_mode,
-            state: RefCell::new(State::default()),
+            state: RefCell::new(State::new(settings.max_staleness_seconds)),
         }
     }
 
@@ -240,9 +253,10 @@ impl<S: Source> Replica<S> {
         let seq = self.state.borrow().list.as_ref().map(Denylist::seq);
         if let Some(seq) = seq {
             if let Delta::Message(body) = self.source.delta(seq, wait, timeout_ms).await? {
-                let mut st = self.state.borrow_mut();
+                let mut guard = self.state.borrow_mut();
+                let st = &mut *guard;
                 let Some(list) = st.list.as_mut() else { return Err(FetchError::Body("replica vanished".into())) };
-                match list.apply_delta(&body, &self.key) {
+                match list.apply_delta_accepted(&body, &self.key, &mut st.acceptance, now_secs()) {
                     Ok(_) => {
                         st.mark_ok();
                         return Ok(());
@@ -252,14 +266,16 @@ impl<S: Source> Replica<S> {
                     // replayed. Either way it refreshes nothing.
                     Err(WireError::Backwards { .. }) => return Ok(()),
                     Err(WireError::Gap { .. }) => {}
+                    Err(WireError::Epoch) => return Err(st.diverge(epoch_changed())),
                     Err(e) => return Err(FetchError::Body(e.to_string())),
                 }
             }
         }
         let body = self.source.snapshot(timeout_ms.max(SNAPSHOT_TIMEOUT_MS)).await?;
-        let mut st = self.state.borrow_mut();
+        let mut guard = self.state.borrow_mut();
+        let st = &mut *guard;
         let mut list = st.list.take().unwrap_or_else(|| Denylist::new([0; 16]));
-        let result = list.apply_snapshot(&body, &self.key);
+        let result = list.apply_snapshot_accepted(&body, &self.key, &mut st.acceptance, now_secs());
         st.list = Some(list);
         match result {
             Ok(()) => {
@@ -276,9 +292,9 @@ impl<S: Source> Replica<S> {
                      went back (restored from a backup? reset?) or an old snapshot was replayed; this isolate takes \
                      nothing more from it and its replica stays stale until the Worker is redeployed"
                 );
-                st.diverged = Some(why.clone());
-                Err(FetchError::Body(why))
+                Err(st.diverge(why))
             }
+            Err(WireError::Epoch) => Err(st.diverge(epoch_changed())),
             Err(e) => {
                 // A failed first snapshot leaves no replica, never an empty one that passes all.
                 if seq.is_none() {
@@ -290,7 +306,24 @@ impl<S: Source> Replica<S> {
     }
 }
 
+fn now_secs() -> u64 {
+    (now_ms() / 1000.0).max(0.0) as u64
+}
+
+fn epoch_changed() -> String {
+    "the service sent a message from another epoch than this replica's (its data directory was replaced, or \
+     the message is another service's): this isolate takes nothing more from it and its replica stays stale \
+     until the Worker is redeployed"
+        .into()
+}
+
 impl State {
+    /// Stops taking messages from the source, for `why` (logged by the caller).
+    fn diverge(&mut self, why: String) -> FetchError {
+        self.diverged = Some(why.clone());
+        FetchError::Body(why)
+    }
+
     fn mark_ok(&mut self) {
         let now = now_ms();
         self.last_ok_ms = now;
