@@ -19,6 +19,7 @@
 //! lets the request through on the replica it has.
 
 pub mod source;
+pub mod tier;
 
 use std::cell::RefCell;
 use std::rc::Rc;
