@@ -51,4 +51,4 @@ trap cleanup EXIT
 
 log "hub end-to-end tests (logs in $TOLLGATE_E2E_LOGS)"
 cd tests
-timeout 600 "$NODE22" --test --test-concurrency=1 --test-timeout=120000 hub.test.mjs
+timeout 600 "$NODE22" --test --test-concurrency=1 --test-timeout=120000 hub.test.mjs hub-log.test.mjs

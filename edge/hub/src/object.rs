@@ -72,6 +72,10 @@ impl RevocationHub {
         config::mode(&|n| config::read(&self.env, n))
     }
 
+    pub(crate) fn env_ref(&self) -> &Env {
+        &self.env
+    }
+
     fn api_keys(&self) -> std::result::Result<Vec<ApiKey>, String> {
         match config::read(&self.env, config::API_KEYS) {
             None => Ok(Vec::new()),
@@ -145,7 +149,10 @@ impl RevocationHub {
                     return r;
                 }
                 self.stats.borrow_mut().head += 1;
-                let head = store.head().map_err(|e| worker::Error::RustError(e.to_string()))?;
+                let mut head = store.head().map_err(|e| worker::Error::RustError(e.to_string()))?;
+                if matches!(mode, Mode::Log) {
+                    head = crate::log::head(&store, head, js_sys::Date::now());
+                }
                 let deltas = store.delta_count().unwrap_or(0);
                 let mut body = serde_json::to_value(&head)?;
                 body["mode"] = serde_json::json!(if matches!(mode, Mode::Log) { "log" } else { "relay" });
@@ -157,7 +164,10 @@ impl RevocationHub {
                     return r;
                 }
                 self.stats.borrow_mut().snapshot += 1;
-                let head = store.head().map_err(|e| worker::Error::RustError(e.to_string()))?;
+                let mut head = store.head().map_err(|e| worker::Error::RustError(e.to_string()))?;
+                if matches!(mode, Mode::Log) {
+                    head = crate::log::head(&store, head, js_sys::Date::now());
+                }
                 match crate::log::snapshot(self, &store, &mode) {
                     Ok(Some(bytes)) => {
                         let mut resp = Response::from_bytes(bytes)?;
@@ -181,7 +191,10 @@ impl RevocationHub {
                 self.stats.borrow_mut().since += 1;
                 match crate::log::since(self, &store, &mode, n) {
                     Ok(Since::Messages(msgs)) => {
-                        let head = store.head().map_err(|e| worker::Error::RustError(e.to_string()))?;
+                        let mut head = store.head().map_err(|e| worker::Error::RustError(e.to_string()))?;
+                        if matches!(mode, Mode::Log) {
+                            head = crate::log::head(&store, head, js_sys::Date::now());
+                        }
                         let mut resp = Response::from_bytes(wire::frame(msgs.iter().map(Vec::as_slice)))?;
                         let h = resp.headers_mut();
                         h.set("content-type", "application/vnd.tollgate.deltas")?;
