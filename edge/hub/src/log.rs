@@ -24,7 +24,7 @@ use std::cell::RefCell;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent, DenylistSigner};
+use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent, DenylistSigner, Stamp};
 use tollgate_core::{Denylist, Entry, EntryKind};
 use worker::{Method, Request, Response, Result, SqlStorageValue};
 
@@ -116,6 +116,13 @@ fn signer(hub: &RevocationHub) -> std::result::Result<DenylistSigner, String> {
     DenylistSigner::from_secret(&secret).map_err(|_| format!("{SIGNING_KEY}: not a P-256 scalar"))
 }
 
+/// The hub's stamp: an epoch fixed by its signing key (a new key is a new log), and now.
+fn stamp(signer: &DenylistSigner) -> Stamp {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest([b"tollgate-hub-epoch:".as_slice(), &signer.secret()].concat());
+    Stamp { epoch: d[..16].try_into().unwrap_or([0; 16]), created: (js_sys::Date::now() / 1000.0) as u64 }
+}
+
 fn log_head(store: &Store) -> std::result::Result<u64, String> {
     let r = rows(store, "SELECT COALESCE(MAX(seq), 0) FROM events", vec![])?;
     Ok(r.first().and_then(|r| r.first()).and_then(get_u64).unwrap_or(0))
@@ -186,7 +193,7 @@ pub fn snapshot(hub: &RevocationHub, store: &Store, mode: &Mode) -> std::result:
         list.insert_entry(&ev.entry);
     }
     list.set_seq(seq);
-    let bytes = encode_snapshot(&list, &signer);
+    let bytes = encode_snapshot(&list, stamp(&signer), &signer);
     SNAPSHOTS.with_borrow_mut(|m| {
         m.retain(|(t, _, _)| *t != tenant);
         m.push((tenant, seq, bytes.clone()));
@@ -206,8 +213,9 @@ pub fn since(hub: &RevocationHub, store: &Store, mode: &Mode, after: u64) -> std
         return Ok(Since::Gone);
     }
     let events = entries_after(store, after, 0)?;
-    let delta = Delta { from: after, to: head, events };
-    Ok(Since::Messages(vec![encode_delta(&delta, &signer(hub)?)]))
+    let signer = signer(hub)?;
+    let delta = Delta { stamp: stamp(&signer), from: after, to: head, events };
+    Ok(Since::Messages(vec![encode_delta(&delta, &signer)]))
 }
 
 // ---- requests ----

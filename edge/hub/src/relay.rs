@@ -66,7 +66,9 @@ fn verified(relay: &Relay, body: &[u8], snapshot: bool) -> Result<(), String> {
 
 async fn take_snapshot(hub: &RevocationHub, relay: &Relay) -> Result<bool, String> {
     hub.stats.borrow_mut().upstream_requests += 1;
-    let (status, body) = get(relay, &format!("{}/v1/denylist", relay.url), SNAPSHOT_TIMEOUT_MS).await?;
+    let (status, body) =
+        get(relay, &format!("{}/v1/denylist?wire={}", relay.url, tollgate_core::wire::VERSION), SNAPSHOT_TIMEOUT_MS)
+            .await?;
     if status != 200 {
         return Err(format!("snapshot: status {status}"));
     }
@@ -94,7 +96,13 @@ async fn exchange(hub: &RevocationHub, relay: &Relay) -> Result<bool, String> {
         return take_snapshot(hub, relay).await;
     }
     hub.stats.borrow_mut().upstream_requests += 1;
-    let url = format!("{}/v1/denylist?since={}&wait={}", relay.url, head.seq, relay.wait_seconds);
+    let url = format!(
+        "{}/v1/denylist?since={}&wait={}&wire={}",
+        relay.url,
+        head.seq,
+        relay.wait_seconds,
+        tollgate_core::wire::VERSION
+    );
     let (status, body) = get(relay, &url, (relay.wait_seconds + 10) * 1000).await?;
     match status {
         200 => {

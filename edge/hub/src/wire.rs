@@ -40,14 +40,19 @@ pub fn peek(bytes: &[u8]) -> Option<Header> {
     if bytes.len() < 4 + 16 + SIG_LEN {
         return None;
     }
-    match &bytes[..4] {
-        b"TGS\x01" | b"TGS\x02" => Some(Header::Snapshot { seq: u64_at(bytes, 4)? }),
-        b"TGD\x01" | b"TGD\x02" => {
-            let (from, to) = (u64_at(bytes, 4)?, u64_at(bytes, 12)?);
-            (from <= to).then_some(Header::Delta { from, to })
-        }
-        _ => None,
+    // Version 2 puts the stamp (epoch [16], created u64) before the sequence numbers.
+    let (kind, at) = match &bytes[..4] {
+        b"TGS\x01" => (b'S', 4),
+        b"TGD\x01" => (b'D', 4),
+        b"TGS\x02" => (b'S', 28),
+        b"TGD\x02" => (b'D', 28),
+        _ => return None,
+    };
+    if kind == b'S' {
+        return Some(Header::Snapshot { seq: u64_at(bytes, at)? });
     }
+    let (from, to) = (u64_at(bytes, at)?, u64_at(bytes, at + 8)?);
+    (from <= to).then_some(Header::Delta { from, to })
 }
 
 /// Frames messages for `GET since/N`.
@@ -76,7 +81,7 @@ pub fn unframe(mut body: &[u8]) -> Option<Vec<&[u8]>> {
 mod tests {
     use super::*;
     use tollgate_core::denylist::EntryKind;
-    use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent, DenylistSigner};
+    use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent, DenylistSigner, Stamp};
     use tollgate_core::{Denylist, Entry};
 
     #[test]
@@ -84,9 +89,10 @@ mod tests {
         let s = DenylistSigner::from_secret(&[5; 32]).unwrap();
         let mut list = Denylist::new([1; 16]);
         list.set_seq(42);
-        assert_eq!(peek(&encode_snapshot(&list, &s)), Some(Header::Snapshot { seq: 42 }));
+        let stamp = Stamp { epoch: [9; 16], created: 1_700_000_000 };
+        assert_eq!(peek(&encode_snapshot(&list, stamp, &s)), Some(Header::Snapshot { seq: 42 }));
         let ev = DeltaEvent { seq: 43, entry: Entry { kind: EntryKind::Jti, iss: None, id: "j".into(), exp: 9 } };
-        let d = encode_delta(&Delta { from: 42, to: 44, events: vec![ev] }, &s);
+        let d = encode_delta(&Delta { stamp, from: 42, to: 44, events: vec![ev] }, &s);
         assert_eq!(peek(&d), Some(Header::Delta { from: 42, to: 44 }));
         assert_eq!(peek(&d[..40]), None);
         let mut bad = d.clone();
@@ -94,7 +100,7 @@ mod tests {
         assert_eq!(peek(&bad), None);
         // from > to is refused.
         let mut back = d;
-        back[4..12].copy_from_slice(&50u64.to_le_bytes());
+        back[28..36].copy_from_slice(&50u64.to_le_bytes());
         assert_eq!(peek(&back), None);
     }
 
