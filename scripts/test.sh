@@ -42,6 +42,9 @@ examples/express/test.sh
 step "Worker end to end: real workerd via wrangler dev, the revocation service, jose tokens"
 TOLLGATE_E2E_PROFILE=debug edge/worker/test.sh
 
+step "revocation hub: RevocationHub Durable Object in workerd (relay mode, cache-tier replica)"
+TOLLGATE_E2E_PROFILE=debug edge/hub/test.sh
+
 step "login service: unit + integration suite on SQLite and a real PostgreSQL (auth/test.sh)"
 auth/test.sh
 

@@ -16,7 +16,7 @@ features="${TOLLGATE_BUILD_FEATURES:-}"
 if [ -n "$features" ]; then dir="${TOLLGATE_BUILD_DIR:-build-bench}"; else dir="${TOLLGATE_BUILD_DIR:-build}"; fi
 out="$here/$dir/index_bg.wasm"
 if [ -z "${TOLLGATE_FORCE_BUILD:-}" ] && [ -f "$out" ] && [ -f "$here/$dir/index.js" ] \
-  && [ -z "$(find "$here/src" "$here/Cargo.toml" "$here/plain-entry.mjs" "$root/core/src" "$root/core/Cargo.toml" "$root/Cargo.lock" \
+  && [ -z "$(find "$here/src" "$here/Cargo.toml" "$here/plain-entry.mjs" "$root/core/src" "$root/core/Cargo.toml" "$root/edge/hub/src" "$root/edge/hub/Cargo.toml" "$root/Cargo.lock" \
               -newer "$out" -print -quit)" ]; then
   echo "tollgate-edge: build is up to date ($out)" >&2
   exit 0

@@ -11,6 +11,8 @@
 // "WebCrypto failed (<message>), using pure Rust" shows which one took effect.
 // The patch is process-wide in the isolate: tests send these requests one at a time.
 import Tollgate from '../../edge/worker/build/index.js';
+// wrangler.toml binds the hub's Durable Object class, which the entry must export too.
+export { RevocationHub } from '../../edge/worker/build/index.js';
 
 const subtle = crypto.subtle;
 const failures = {

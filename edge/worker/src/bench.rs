@@ -43,8 +43,12 @@ pub async fn handle(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Con
             .and_then(|b| js_sys::Reflect::get(&b, &"byteLength".into()).ok())
             .and_then(|n| n.as_f64())
             .unwrap_or(0.0);
+        let hub = match &iso.replica {
+            Some(crate::isolate::AnyReplica::Hub(r)) => serde_json::to_string(&r.counters()).unwrap_or_default(),
+            _ => "null".to_owned(),
+        };
         let body = format!(
-            r#"{{"wasm_memory_bytes":{memory},"denylist_seq":{seq},"denylist_entries":{entries},"cached_tokens":{}}}"#,
+            r#"{{"wasm_memory_bytes":{memory},"denylist_seq":{seq},"denylist_entries":{entries},"cached_tokens":{},"hub":{hub}}}"#,
             iso.tokens.borrow().len()
         );
         return json_response(200, &body, std::iter::once(("content-type", "application/json")));

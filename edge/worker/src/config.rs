@@ -47,6 +47,18 @@ pub const DENYLIST_KEY: &str = "TOLLGATE_DENYLIST_KEY";
 pub const MAX_STALENESS_SECONDS: &str = "TOLLGATE_MAX_STALENESS_SECONDS";
 /// `closed` (default: 503 when stale) or `open` (let verified tokens through).
 pub const FAIL_MODE: &str = "TOLLGATE_FAIL_MODE";
+/// Where the replica's signed messages come from: `service` (default: each isolate
+/// long-polls `TOLLGATE_REVOCATION_URL`) or `hub` (the colo's Cache API in front of
+/// the `TOLLGATE_HUB` Durable Object, see edge/hub/README.md).
+pub const REVOCATION_SOURCE: &str = "TOLLGATE_REVOCATION_SOURCE";
+/// The hub shard (`get_by_name`) the replica reads with `hub` (default `default`).
+pub const HUB_TENANT: &str = "TOLLGATE_HUB_TENANT";
+/// How long an isolate trusts its replica without asking the hub again, ms (default 1000).
+pub const HUB_CHECK_INTERVAL_MS: &str = "TOLLGATE_HUB_CHECK_INTERVAL_MS";
+/// How long the Cache API keeps the hub's snapshot for cold isolates, seconds (default 300).
+pub const HUB_SNAPSHOT_TTL_SECONDS: &str = "TOLLGATE_HUB_SNAPSHOT_TTL_SECONDS";
+/// `on` serves the hub's public API under `/__tollgate/hub/{tenant}/` (default `off`).
+pub const HUB_API: &str = "TOLLGATE_HUB_API";
 /// JSON list of route rules, first match wins.
 pub const ROUTES: &str = "TOLLGATE_ROUTES";
 /// Cookie the token is read from when there is no `Authorization: Bearer` (default `access_token`).
@@ -76,7 +88,7 @@ pub const ASSERTION_TTL_SECONDS: &str = "TOLLGATE_ASSERTION_TTL_SECONDS";
 pub const DOUBLE_ENCODING: &str = "TOLLGATE_DOUBLE_ENCODING";
 
 /// Every variable the Worker reads, for the loader.
-pub const ALL_VARS: [&str; 27] = [
+pub const ALL_VARS: [&str; 32] = [
     ORIGIN,
     JWKS_URLS,
     JWKS,
@@ -92,6 +104,11 @@ pub const ALL_VARS: [&str; 27] = [
     DENYLIST_KEY,
     MAX_STALENESS_SECONDS,
     FAIL_MODE,
+    REVOCATION_SOURCE,
+    HUB_TENANT,
+    HUB_CHECK_INTERVAL_MS,
+    HUB_SNAPSHOT_TTL_SECONDS,
+    HUB_API,
     ROUTES,
     COOKIE_NAME,
     JWKS_COOLDOWN_SECONDS,
@@ -219,6 +236,20 @@ pub struct Revocation {
     pub max_staleness_seconds: u64,
     /// What to do when staler than that.
     pub fail_mode: FailMode,
+    /// With `TOLLGATE_REVOCATION_SOURCE = "hub"`: the hub tier (`url` is then only a
+    /// description).
+    pub hub: Option<HubTier>,
+}
+
+/// The cache-tier replica path: the hub's shard and how often it is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubTier {
+    /// The shard name.
+    pub tenant: String,
+    /// Least time between two checks of the hub's head, ms.
+    pub check_interval_ms: u64,
+    /// Cache API lifetime of the snapshot, seconds.
+    pub snapshot_ttl_seconds: u64,
 }
 
 /// The validated configuration.
@@ -247,6 +278,8 @@ pub struct Config {
     pub crypto: CryptoBackend,
     /// Whether the bench endpoint is on (only in a build with the `bench` feature).
     pub bench_endpoint: bool,
+    /// Whether the hub's public API is served (`TOLLGATE_HUB_API = "on"`).
+    pub hub_api: bool,
     /// How the origin authenticates the Worker.
     pub origin_auth: OriginAuth,
     /// Assertion lifetime, seconds.
@@ -323,7 +356,35 @@ impl Config {
         .into_policy()
         .map_err(|e| ConfigError::Invalid(ALGORITHMS, e.to_string()))?;
 
-        let revocation = match (var(REVOCATION).as_deref(), var(REVOCATION_URL)) {
+        let hub = match var(REVOCATION_SOURCE).as_deref() {
+            None | Some("service") => None,
+            Some("hub") => {
+                let tenant = var(HUB_TENANT).unwrap_or_else(|| "default".to_owned());
+                if !tollgate_hub::config::valid_tenant(&tenant) {
+                    return Err(ConfigError::Invalid(HUB_TENANT, format!("{tenant:?}: 1-64 of A-Z a-z 0-9 . _ -")));
+                }
+                let check_interval_ms = number(HUB_CHECK_INTERVAL_MS, var(HUB_CHECK_INTERVAL_MS), 1000)?;
+                if check_interval_ms == 0 {
+                    return Err(ConfigError::Invalid(HUB_CHECK_INTERVAL_MS, "must be at least 1".into()));
+                }
+                let snapshot_ttl_seconds = number(HUB_SNAPSHOT_TTL_SECONDS, var(HUB_SNAPSHOT_TTL_SECONDS), 300)?;
+                Some(HubTier { tenant, check_interval_ms, snapshot_ttl_seconds })
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid(REVOCATION_SOURCE, format!("{other:?} is not service or hub")))
+            }
+        };
+        let hub_api = match var(HUB_API).as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => return Err(ConfigError::Invalid(HUB_API, format!("{other:?} is not on or off"))),
+        };
+        // With the hub tier the replica needs no service URL of its own.
+        let revocation_url = match (&hub, var(REVOCATION_URL)) {
+            (Some(h), None) => Some(format!("durable-object:{}/{}", tollgate_hub::api::BINDING, h.tenant)),
+            (_, url) => url,
+        };
+        let revocation = match (var(REVOCATION).as_deref(), revocation_url) {
             (Some("off"), None) => None,
             (Some("off"), Some(_)) => {
                 return Err(ConfigError::Invalid(REVOCATION, format!("\"off\" while {REVOCATION_URL} is set")))
@@ -338,7 +399,9 @@ impl Config {
                 ))
             }
             (_, Some(url)) => {
-                check_fetch_url(REVOCATION_URL, &url)?;
+                if hub.is_none() {
+                    check_fetch_url(REVOCATION_URL, &url)?;
+                }
                 let key_doc = var(DENYLIST_KEY).ok_or(ConfigError::Missing(DENYLIST_KEY))?;
                 let jwk = tollgate_core::Jwk::from_json(key_doc.as_bytes())
                     .map_err(|e| ConfigError::Invalid(DENYLIST_KEY, e.to_string()))?;
@@ -363,6 +426,7 @@ impl Config {
                     key,
                     max_staleness_seconds,
                     fail_mode,
+                    hub: hub.clone(),
                 })
             }
         };
@@ -427,6 +491,7 @@ impl Config {
                 .map_err(|_| ConfigError::Invalid(TOKEN_CACHE_SIZE, "too large".into()))?,
             crypto,
             bench_endpoint: var(BENCH_ENDPOINT).is_some_and(|v| v == "on"),
+            hub_api,
             origin_auth,
             assertion_ttl_seconds,
             allow_double_encoding,

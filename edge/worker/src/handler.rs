@@ -77,7 +77,7 @@ pub async fn handle(req: &web_sys::Request, env: &worker::Env, ctx: &worker::Con
         Ok(iso) => iso,
         Err(_) => return Reply::Misconfigured.response().into(),
     };
-    match route(&iso, req, ctx).await {
+    match route(&iso, req, env, ctx).await {
         Ok(answer) => answer,
         Err(e) => {
             log(&format!("tollgate: internal error: {}", describe(&e)));
@@ -86,7 +86,12 @@ pub async fn handle(req: &web_sys::Request, env: &worker::Env, ctx: &worker::Con
     }
 }
 
-async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context) -> Result<Answer, JsValue> {
+async fn route(
+    iso: &Rc<Isolate>,
+    req: &web_sys::Request,
+    env: &worker::Env,
+    ctx: &worker::Context,
+) -> Result<Answer, JsValue> {
     let head = request_head(req);
     let Some(RequestHead { method, url, authorization, cookie }) = RequestHead::parse(&head) else {
         return Err(JsValue::from_str("request_head: unexpected form"));
@@ -106,6 +111,9 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
     if iso.config.bench_endpoint && path == BENCH_PATH {
         return Ok(bench::handle(iso, req, ctx).await.into());
     }
+    if iso.config.hub_api && path.starts_with(tollgate_hub::api::PUBLIC_PREFIX) {
+        return Ok(Answer::Own(tollgate_hub::api::forward_public(req, env, path).await.into()));
+    }
     let rules = iso.config.routes.find(method, path);
     let now = (now_ms() / 1000.0) as i64;
     if rules.open() {
@@ -121,7 +129,7 @@ async fn route(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Context)
         Err(reply) => return Ok(reply.response().into()),
     };
     if let Some(replica) = &iso.replica {
-        match replica.ensure_fresh(ctx).await {
+        match replica.ensure_fresh(env, ctx).await {
             Freshness::Stale { retry_after } => return Ok(Reply::Stale { retry_after }.response().into()),
             Freshness::Fresh | Freshness::FailOpen => {}
         }

@@ -18,7 +18,8 @@ use crate::identity::Identity;
 use crate::keys::KeyStore;
 use crate::platform::{describe, log, random_key};
 use crate::replica::source::HttpSource;
-use crate::replica::Replica;
+use crate::replica::tier::HubReplica;
+use crate::replica::{Freshness, Replica};
 use crate::token_cache::VerifiedTokens;
 
 /// Everything an isolate keeps between requests.
@@ -29,13 +30,48 @@ pub struct Isolate {
     /// Trusted keys.
     pub keys: Rc<KeyStore>,
     /// The denylist replica, when a revocation service is configured.
-    pub replica: Option<Rc<Replica<HttpSource>>>,
+    pub replica: Option<AnyReplica>,
     /// Verified tokens.
     pub tokens: RefCell<VerifiedTokens>,
     /// Makes `X-Tollgate-Assertion`.
     pub asserter: Asserter,
     /// The identity of requests on `auth: none` routes (the same for all).
     pub no_identity: Identity,
+}
+
+/// The replica path the configuration picked (`TOLLGATE_REVOCATION_SOURCE`).
+#[derive(Debug)]
+pub enum AnyReplica {
+    /// Each isolate long-polls the revocation service (`replica.rs`).
+    Service(Rc<Replica<HttpSource>>),
+    /// The colo's Cache API in front of the hub (`replica/tier.rs`).
+    Hub(Rc<HubReplica>),
+}
+
+impl AnyReplica {
+    /// Whether the request may rely on the denylist (syncing first if needed).
+    pub async fn ensure_fresh(&self, env: &worker::Env, ctx: &worker::Context) -> Freshness {
+        match self {
+            AnyReplica::Service(r) => r.ensure_fresh(ctx).await,
+            AnyReplica::Hub(r) => r.ensure_fresh(env, ctx).await,
+        }
+    }
+
+    /// Whether verified claims are revoked according to the replica held.
+    pub fn is_revoked(&self, claims: &tollgate_core::Claims) -> bool {
+        match self {
+            AnyReplica::Service(r) => r.is_revoked(claims),
+            AnyReplica::Hub(r) => r.is_revoked(claims),
+        }
+    }
+
+    /// The replica's sequence number and entry count.
+    pub fn status(&self) -> (u64, usize) {
+        match self {
+            AnyReplica::Service(r) => r.status(),
+            AnyReplica::Hub(r) => r.status(),
+        }
+    }
 }
 
 thread_local! {
@@ -73,10 +109,10 @@ fn build(config: Config) -> Result<Isolate, ConfigError> {
         ConfigError::Invalid("crypto.getRandomValues", format!("no random key for request ids: {}", describe(&e)))
     })?;
     let keys = KeyStore::new(config.sources.clone(), config.policy.clone(), config.jwks_cooldown_seconds);
-    let replica = config
-        .revocation
-        .as_ref()
-        .map(|rev| Rc::new(Replica::new(HttpSource::new(rev.url.clone(), rev.token.clone()), rev)));
+    let replica = config.revocation.as_ref().map(|rev| match &rev.hub {
+        Some(tier) => AnyReplica::Hub(Rc::new(HubReplica::new(tier.clone(), rev))),
+        None => AnyReplica::Service(Rc::new(Replica::new(HttpSource::new(rev.url.clone(), rev.token.clone()), rev))),
+    });
     Ok(Isolate {
         keys: Rc::new(keys),
         replica,

@@ -28,6 +28,7 @@
 //! what refuses a replay.
 
 pub mod source;
+pub mod tier;
 
 use std::cell::RefCell;
 use std::rc::Rc;

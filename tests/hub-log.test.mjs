@@ -1,0 +1,237 @@
+// End-to-end tests of the revocation hub in log mode (TOLLGATE_HUB_MODE = "log") in real
+// workerd through `wrangler dev`: the hub is the event log (the revocation service's
+// API and shapes, its own signing key as a secret), and the Worker's cache-tier
+// replica verifies what it signs. No revocation service runs here. Run through
+// edge/hub/test.sh.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID, generateKeyPairSync } from 'node:crypto';
+
+import * as jose from 'jose';
+
+import { stopAll, waitFor } from './lib/procs.mjs';
+import { startOrigin, startJwksHost } from './lib/servers.mjs';
+import { startWorker, logDir, BENCH_BUILD } from './lib/stack.mjs';
+
+const ISS = 'https://issuer.test';
+const AUD = 'https://api.test';
+const TENANT = 'issuer-test';
+const SECRET = `hub-log-origin-secret-${randomUUID()}`;
+const WRITE_KEY = `hub-write-${randomUUID()}`;
+const OTHER_KEY = `hub-other-issuer-${randomUUID()}`;
+const READ_KEY = `hub-read-${randomUUID()}`;
+
+let origin;
+let jwks;
+let worker;
+let key;
+let vars;
+
+const now = () => Math.floor(Date.now() / 1000);
+
+async function mint(claims = {}) {
+  const t = now();
+  return new jose.SignJWT({ sid: `s-${randomUUID()}`, ...claims })
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
+    .setIssuer(ISS).setAudience(AUD).setSubject('alice').setJti(randomUUID())
+    .setIssuedAt(t).setExpirationTime(t + 600)
+    .sign(key.privateKey);
+}
+
+const call = (p, token) => fetch(`${worker.url}${p}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+function api(op, { body, auth = WRITE_KEY, method = 'POST', raw } = {}) {
+  const headers = { 'content-type': 'application/json' };
+  if (auth) headers.authorization = `Bearer ${auth}`;
+  return fetch(`${worker.url}/__tollgate/hub/${TENANT}/${op}`, { method, headers, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+}
+
+async function post(op, body, opts = {}) {
+  const r = await api(op, { body, ...opts });
+  return { status: r.status, body: await r.json() };
+}
+
+async function head() {
+  return (await api('head', { method: 'GET', auth: READ_KEY })).json();
+}
+
+async function ready(p, token) {
+  await waitFor(`${p} to answer 200`, async () => (await call(p, token)).status === 200, { timeoutMs: 15000, intervalMs: 100 });
+}
+
+before(async () => {
+  origin = await startOrigin();
+  jwks = await startJwksHost();
+  const kp = await jose.generateKeyPair('ES256', { extractable: true });
+  key = { kid: 'hub-log-es', privateKey: kp.privateKey };
+  jwks.docs['/hub.json'] = { keys: [{ ...(await jose.exportJWK(kp.publicKey)), kid: key.kid, alg: 'ES256', use: 'sig' }] };
+  // The hub's signing key: its scalar is the secret, its public JWK the edges' key.
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = privateKey.export({ format: 'jwk' });
+  const signingHex = Buffer.from(jwk.d, 'base64url').toString('hex').padStart(64, '0');
+  vars = {
+    TOLLGATE_ORIGIN: origin.url,
+    TOLLGATE_JWKS_URLS: JSON.stringify([jwks.url('/hub.json')]),
+    TOLLGATE_ISSUERS: JSON.stringify([ISS]),
+    TOLLGATE_AUDIENCES: JSON.stringify([AUD]),
+    TOLLGATE_REVOCATION_SOURCE: 'hub',
+    TOLLGATE_HUB_TENANT: TENANT,
+    TOLLGATE_HUB_MODE: 'log',
+    TOLLGATE_HUB_SIGNING_KEY: signingHex,
+    TOLLGATE_DENYLIST_KEY: JSON.stringify({ kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }),
+    TOLLGATE_MAX_STALENESS_SECONDS: '3',
+    TOLLGATE_HUB_API: 'on',
+    TOLLGATE_HUB_API_KEYS: JSON.stringify([
+      { name: 'origin', key: WRITE_KEY, scopes: ['events:write'], issuers: [ISS] },
+      { name: 'other', key: OTHER_KEY, scopes: ['events:write'], issuers: ['https://other.test'] },
+      { name: 'edge', key: READ_KEY, scopes: ['denylist:read'] },
+    ]),
+    TOLLGATE_ORIGIN_SECRET: SECRET,
+    TOLLGATE_BENCH_ENDPOINT: 'on',
+    TOLLGATE_ROUTES: JSON.stringify([{ path: '/public/*', auth: 'none' }, { path: '/*', auth: 'required' }]),
+  };
+  worker = await startWorker(vars, { script: BENCH_BUILD, logName: 'hub-log' });
+});
+
+after(async () => {
+  await stopAll();
+  await origin?.close();
+  await jwks?.close();
+  console.log(`# logs: ${logDir}`);
+});
+
+test('log mode: a logout posted to the hub → the Worker rejects the token; the key is the hub\'s', async () => {
+  const sid = `log-logout-${randomUUID()}`;
+  const token = await mint({ sid });
+  await ready('/log/before', token);
+  const t0 = performance.now();
+  const r = await post('v1/events', { kind: 'logout', sid, exp: now() + 3600 });
+  const acked = performance.now();
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.accepted.length, 1);
+  assert.equal(r.body.accepted[0].duplicate, false);
+  await waitFor('the Worker to reject the token', async () => (await call('/log/after', token)).status === 401, { timeoutMs: 10000, intervalMs: 20 });
+  console.log(`# log-mode propagation: ack ${(acked - t0).toFixed(1)} ms, edge rejecting ${(performance.now() - acked).toFixed(1)} ms after`);
+  assert.equal((await (await call('/log/after', token)).json()).reason, 'revoked');
+  const jwk = await (await api('v1/denylist/key', { method: 'GET', auth: null })).json();
+  assert.equal(jwk.x, JSON.parse(vars.TOLLGATE_DENYLIST_KEY).x);
+  assert.equal((await head()).mode, 'log');
+});
+
+test('log mode: idempotent retry appends nothing; reusing the key for another event is refused', async () => {
+  const ev = { kind: 'revoke_token', jti: `j-${randomUUID()}`, exp: now() + 3600, idempotency_key: `idem-${randomUUID()}` };
+  const first = await post('v1/events', ev);
+  assert.equal(first.status, 200);
+  const h1 = (await head()).seq;
+  const again = await post('v1/events', ev);
+  assert.equal(again.status, 200);
+  assert.deepEqual(again.body.accepted[0], { seq: first.body.accepted[0].seq, kind: 'revoke_token', duplicate: true });
+  assert.equal((await head()).seq, h1, 'nothing appended');
+  const other = await post('v1/events', { ...ev, jti: 'another' });
+  assert.equal(other.status, 422);
+  assert.equal(other.body.error, 'idempotency_conflict');
+  // A batch with one bad event appends nothing.
+  const batch = await post('v1/events', { events: [{ kind: 'logout', sid: 'ok-1', exp: now() + 60 }, { kind: 'logout', exp: now() + 60 }] });
+  assert.equal(batch.status, 422);
+  assert.equal((await head()).seq, h1);
+});
+
+test('log mode: scopes are enforced', async () => {
+  const ev = { kind: 'logout', sid: `scoped-${randomUUID()}`, exp: now() + 60 };
+  assert.equal((await post('v1/events', ev, { auth: null })).status, 401);
+  assert.equal((await post('v1/events', ev, { auth: 'not-a-key-at-all-here' })).status, 401);
+  const read = await post('v1/events', ev, { auth: READ_KEY });
+  assert.equal(read.status, 403);
+  assert.equal(read.body.error, 'forbidden');
+  const wrongIss = await post('v1/events', { ...ev, iss: 'https://elsewhere.test' });
+  assert.equal(wrongIss.status, 403);
+  assert.equal(wrongIss.body.error, 'forbidden_issuer');
+  assert.equal((await api('head', { method: 'GET', auth: WRITE_KEY })).status, 403, 'events:write does not read');
+  const sid = `scoped-s-${randomUUID()}`;
+  assert.equal((await post('v1/sessions', { sid, sub: 'u', refresh_jti: 'r0', exp: now() + 3600 })).status, 201);
+  const foreign = await post('v1/refresh/rotate', { sid, presented_jti: 'r0', next_jti: 'r1', exp: now() + 3600 }, { auth: OTHER_KEY });
+  assert.equal(foreign.status, 403);
+  assert.equal(foreign.body.error, 'forbidden_issuer');
+});
+
+test('log mode: bad bodies are 4xx with a typed error, never 5xx', async () => {
+  const t = now();
+  const bad = [
+    ['v1/events', '{'],
+    ['v1/events', '[]'],
+    ['v1/events', '{"events": []}'],
+    ['v1/events', JSON.stringify({ kind: 'logout', exp: t + 60 })],
+    ['v1/events', JSON.stringify({ kind: 'nuke', sid: 'x', exp: t + 60 })],
+    ['v1/events', JSON.stringify({ kind: 'logout', sid: 'x', exp: t + 365 * 86400 })],
+    ['v1/events', JSON.stringify({ kind: 'logout', sid: 'x', exp: 'soon' })],
+    ['v1/events', JSON.stringify({ kind: 'logout', sid: 'x', exp: t + 60, extra: 1 })],
+    ['v1/events', JSON.stringify({ kind: 'logout', sid: 'x'.repeat(2000), exp: t + 60 })],
+    ['v1/events', JSON.stringify({ kind: 'revoke_subject', sub: 'x', exp: t + 60 })],
+    ['v1/sessions', JSON.stringify({ sid: 'x' })],
+    ['v1/sessions', 'null'],
+    ['v1/refresh/rotate', JSON.stringify({ sid: 'nope', presented_jti: 'a', next_jti: 'b', exp: t + 60 })],
+    ['v1/refresh/rotate', JSON.stringify({ sid: 1 })],
+    ['v1/nothing', '{}'],
+  ];
+  for (const [op, raw] of bad) {
+    const r = await api(op, { raw });
+    const body = await r.json();
+    assert.ok(r.status >= 400 && r.status < 500, `${op} ${raw.slice(0, 60)} → ${r.status} ${JSON.stringify(body)}`);
+    assert.equal(typeof body.error, 'string');
+  }
+});
+
+test('log mode: concurrent double rotation → exactly one winner, the loser 409 reuse_detected, the family revoked at the edge', async () => {
+  const sid = `fam-${randomUUID()}`;
+  const token = await mint({ sid });
+  await ready('/rotate/before', token);
+  const start = await post('v1/sessions', { sid, sub: 'alice', refresh_jti: 'r0', exp: now() + 3600 });
+  assert.equal(start.status, 201);
+  const again = await post('v1/sessions', { sid, sub: 'alice', refresh_jti: 'r0', exp: now() + 3600 });
+  assert.deepEqual([again.status, again.body.duplicate, again.body.seq], [200, true, start.body.seq]);
+  const [a, b] = await Promise.all([
+    post('v1/refresh/rotate', { sid, presented_jti: 'r0', next_jti: 'r1-a', exp: now() + 3600 }),
+    post('v1/refresh/rotate', { sid, presented_jti: 'r0', next_jti: 'r1-b', exp: now() + 3600 }),
+  ]);
+  const statuses = [a.status, b.status].sort();
+  assert.deepEqual(statuses, [200, 409], JSON.stringify([a, b]));
+  const loser = a.status === 409 ? a : b;
+  assert.equal(loser.body.error, 'reuse_detected');
+  assert.equal(typeof loser.body.seq, 'number');
+  await waitFor('the edge to reject the family', async () => (await call('/rotate/after', token)).status === 401, { timeoutMs: 10000, intervalMs: 50 });
+  const winner = a.status === 200 ? a : b;
+  const next = a.status === 200 ? 'r1-a' : 'r1-b';
+  const after = await post('v1/refresh/rotate', { sid, presented_jti: next, next_jti: 'r2', exp: now() + 3600 });
+  assert.equal(after.status, 409);
+  assert.equal(after.body.error, 'session_revoked');
+  assert.equal(typeof winner.body.seq, 'number');
+});
+
+test('log mode: a retried rotation is a duplicate; an older token is reuse', async () => {
+  const sid = `fam2-${randomUUID()}`;
+  assert.equal((await post('v1/sessions', { sid, sub: 'bob', refresh_jti: 'r0', exp: now() + 3600 })).status, 201);
+  const r1 = await post('v1/refresh/rotate', { sid, presented_jti: 'r0', next_jti: 'r1', exp: now() + 3600 });
+  assert.equal(r1.status, 200);
+  const retry = await post('v1/refresh/rotate', { sid, presented_jti: 'r0', next_jti: 'r1', exp: now() + 3600 });
+  assert.deepEqual([retry.status, retry.body.duplicate, retry.body.seq], [200, true, r1.body.seq]);
+  assert.equal((await post('v1/refresh/rotate', { sid, presented_jti: 'r1', next_jti: 'r2', exp: now() + 3600 })).status, 200);
+  const unknown = await post('v1/refresh/rotate', { sid, presented_jti: 'never', next_jti: 'r9', exp: now() + 3600 });
+  assert.equal(unknown.body.error, 'unknown_token');
+  const reuse = await post('v1/refresh/rotate', { sid, presented_jti: 'r0', next_jti: 'r3', exp: now() + 3600 });
+  assert.equal(reuse.status, 409);
+  assert.equal(reuse.body.error, 'reuse_detected');
+});
+
+test('log mode: acknowledged events are durable across a wrangler dev restart on the same storage', async () => {
+  const sid = `durable-${randomUUID()}`;
+  const token = await mint({ sid });
+  const r = await post('v1/events', { kind: 'logout', sid, exp: now() + 3600 });
+  assert.equal(r.status, 200);
+  const seq = (await head()).seq;
+  const persistTo = worker.persistTo;
+  await worker.stop();
+  worker = await startWorker(vars, { script: BENCH_BUILD, logName: 'hub-log-restarted', persistTo });
+  assert.equal((await head()).seq, seq, 'the log survived the restart');
+  await waitFor('the restarted Worker to reject the token', async () => (await call('/durable/after', token)).status === 401, { timeoutMs: 10000, intervalMs: 100 });
+  assert.equal((await (await call('/durable/after', token)).json()).reason, 'revoked');
+});
