@@ -75,8 +75,8 @@ export async function startProvider({ shape, port = 0, clientId, clientSecret, r
     }
     await next();
     if (ctx.path === '/token' && ctx.status === 200 && state.tamper && ctx.body?.id_token) {
-      const { fn, rogue: useRogue } = state.tamper;
-      state.tamper = null;
+      const { fn, rogue: useRogue, keep } = state.tamper;
+      if (!keep) state.tamper = null;
       const claims = fn(jose.decodeJwt(ctx.body.id_token));
       const key = useRogue ? rogue.privateKey : privateKey;
       const kid = useRogue ? `${shape}-rogue-${Date.now()}` : signing.kid;
@@ -91,6 +91,13 @@ export async function startProvider({ shape, port = 0, clientId, clientSecret, r
     state,
     tamperNext(fn, { rogue: useRogue = false } = {}) {
       state.tamper = { fn, rogue: useRogue };
+    },
+    /** Like tamperNext, for every token response until `tamperStop()`. */
+    tamperAll(fn, { rogue: useRogue = false } = {}) {
+      state.tamper = { fn, rogue: useRogue, keep: true };
+    },
+    tamperStop() {
+      state.tamper = null;
     },
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
   };
