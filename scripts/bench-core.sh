@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every tollgate-core benchmark of issue 2, with its peer in the same run, then a summary
-# of the figures, ratios and goals:
+# Every tollgate-core benchmark, with its peer in the same run, then a summary of the
+# figures, ratios and goals:
 #
 #   scripts/bench-core.sh                    # 2 s warm-up, 4 s measurement, 100 samples per case
 #   BENCH_QUICK=1 scripts/bench-core.sh      # 1 s warm-up, 2 s measurement, 20 samples

@@ -18,7 +18,8 @@ fn cipher(presented_token: &str) -> ChaCha20Poly1305 {
     let mut h = Sha256::new();
     h.update(b"tollgate-auth successor v1\0");
     h.update(presented_token.as_bytes());
-    let key: Key = h.finalize();
+    let mut key = Key::default();
+    key.copy_from_slice(&h.finalize());
     ChaCha20Poly1305::new(&key)
 }
 

@@ -200,8 +200,7 @@ impl Tokens {
         let c = &v.claims;
         let roles = c
             .get("roles")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .and_then(|v| v.as_array().map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()))
             .unwrap_or_default();
         Ok(AccessClaims {
             sub: c.sub().unwrap_or_default().to_owned(),

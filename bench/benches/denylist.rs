@@ -11,7 +11,10 @@ use criterion::{BenchmarkId, Criterion};
 use tollgate_bench::lists::{self, NaiveList, Queries};
 use tollgate_bench::report;
 use tollgate_bench::timing::{self, measure_interleaved, measuring, quick, Case};
-use tollgate_core::wire::{self, DenylistSigner};
+use tollgate_core::wire::{self, DenylistSigner, Stamp};
+
+/// The epoch and creation time every measured snapshot carries.
+const STAMP: Stamp = Stamp { epoch: *b"bench-epoch-0001", created: 1_763_800_000 };
 
 /// Distinct queries cycled through: enough that their table slots do not stay cached.
 const QUERIES: usize = 1 << 16;
@@ -64,13 +67,13 @@ fn snapshot(c: &mut Criterion) {
     let key = signer.public_key();
     let mut list = lists::build(100_000, 11);
     list.set_seq(100_000);
-    let bytes = wire::encode_snapshot(&list, &signer);
+    let bytes = wire::encode_snapshot(&list, STAMP, &signer);
     assert!(wire::decode_snapshot(&bytes, &key).unwrap().same_entries(&list));
     println!("snapshot of {} entries: {} bytes ({:.1} B/entry)", list.len(), bytes.len(), bytes.len() as f64 / 1e5);
     let mut g = c.benchmark_group("snapshot-100k");
     // Each iteration takes milliseconds: 20 samples keep the run short.
     g.sample_size(20);
-    g.bench_function("encode", |b| b.iter(|| wire::encode_snapshot(black_box(&list), &signer)));
+    g.bench_function("encode", |b| b.iter(|| wire::encode_snapshot(black_box(&list), STAMP, &signer)));
     g.bench_function("decode", |b| b.iter(|| wire::decode_snapshot(black_box(&bytes), &key).unwrap()));
     g.finish();
 }

@@ -44,36 +44,12 @@ fn raw_core(f: &Fixture, sig: &[u8]) -> Box<dyn Fn() -> bool> {
         }
         PublicKey::Rsa { n, e } => {
             use sha2::{Digest, Sha256};
-            let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(e)).unwrap();
+            let key =
+                rsa::PublicKey::new(rsa::BoxedUint::from_be_slice_vartime(n), rsa::BoxedUint::from_be_slice_vartime(e))
+                    .unwrap();
             Box::new(move || {
                 let digest = Sha256::digest(&msg);
                 key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).is_ok()
-            })
-        }
-    }
-}
-
-fn raw_next(f: &Fixture, sig: &[u8]) -> Box<dyn Fn() -> bool> {
-    let msg = f.signing_input().to_vec();
-    let sig = sig.to_vec();
-    match &f.public {
-        PublicKey::P256 { sec1 } => {
-            use p256_014::ecdsa::signature::Verifier as _;
-            let key = p256_014::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
-            Box::new(move || {
-                p256_014::ecdsa::Signature::from_slice(&sig).is_ok_and(|sig| key.verify(&msg, &sig).is_ok())
-            })
-        }
-        PublicKey::Rsa { n, e } => {
-            use rsa_010::sha2::{Digest, Sha256};
-            let key = rsa_010::RsaPublicKey::new(
-                rsa_010::BoxedUint::from_be_slice_vartime(n),
-                rsa_010::BoxedUint::from_be_slice_vartime(e),
-            )
-            .unwrap();
-            Box::new(move || {
-                let digest = Sha256::digest(&msg);
-                key.verify(rsa_010::Pkcs1v15Sign::new::<Sha256>(), &digest, &sig).is_ok()
             })
         }
     }
@@ -124,7 +100,7 @@ fn bench_alg(c: &mut Criterion, alg: Alg, lines: &mut Vec<String>) {
     // Every path must accept the fixture and refuse a flipped bit, or the figures mean nothing.
     let mut bad = f.signature.clone();
     bad[7] ^= 0x10;
-    for (name, raw) in [("raw core", raw_core as RawCheck), ("raw next", raw_next), ("raw ring", raw_ring)] {
+    for (name, raw) in [("raw core", raw_core as RawCheck), ("raw ring", raw_ring)] {
         assert!(raw(&f, &f.signature)(), "{name} rejects the {} fixture", alg.name());
         assert!(!raw(&f, &bad)(), "{name} accepts a bad {} signature", alg.name());
     }
@@ -134,7 +110,7 @@ fn bench_alg(c: &mut Criterion, alg: Alg, lines: &mut Vec<String>) {
     jsonwebtoken::decode::<PeerClaims>(&f.token, &peer_key, &validation).expect("the peer accepts the fixture");
 
     let mut cases: Vec<Case<'_>> = Vec::new();
-    for (id, raw) in [(ids::RAW_CORE, raw_core as RawCheck), (ids::RAW_NEXT, raw_next), (ids::RAW_RING, raw_ring)] {
+    for (id, raw) in [(ids::RAW_CORE, raw_core as RawCheck), (ids::RAW_RING, raw_ring)] {
         let check = raw(&f, &f.signature);
         cases.push((id, Box::new(check)));
     }

@@ -1,9 +1,65 @@
 //! Interleaved timing, for ratios that hold on shared cores, and for places criterion
 //! does not run (wasm32 under Node): several cases timed in alternation, one batch of
 //! each per round, so a load that drifts over seconds weighs on all of them alike.
+//!
+//! Batches are timed by the thread's time on a CPU where the platform tells it
+//! (`CLOCK_THREAD_CPUTIME_ID` on Unix), so that time the core spent on other processes
+//! is not counted; elsewhere (wasm32 under Node) by the wall clock.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+/// A clock for batches: this thread's time on a CPU when the platform reports it,
+/// else wall time.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// `CLOCK_THREAD_CPUTIME_ID`, nanoseconds.
+    OnCpu,
+    /// `Instant`, nanoseconds since the clock was made.
+    Wall(Instant),
+}
+
+impl Clock {
+    /// The best clock available here.
+    pub fn best() -> Clock {
+        if on_cpu_ns().is_some() {
+            Clock::OnCpu
+        } else {
+            Clock::Wall(Instant::now())
+        }
+    }
+
+    /// Now, nanoseconds.
+    pub fn now(&self) -> u64 {
+        match self {
+            Clock::OnCpu => on_cpu_ns().unwrap_or(0),
+            Clock::Wall(start) => start.elapsed().as_nanos() as u64,
+        }
+    }
+
+    /// What it measures, for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Clock::OnCpu => "time on a CPU",
+            Clock::Wall(_) => "wall time",
+        }
+    }
+}
+
+/// This thread's time on a CPU so far, nanoseconds (`CLOCK_THREAD_CPUTIME_ID`).
+#[cfg(unix)]
+pub fn on_cpu_ns() -> Option<u64> {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec for the duration of the call.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    (r == 0).then(|| t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
+}
+
+/// No thread CPU clock here: the callers fall back to wall time.
+#[cfg(not(unix))]
+pub fn on_cpu_ns() -> Option<u64> {
+    None
+}
 
 /// One case of an interleaved measurement, with its ratio to every other case.
 #[derive(Debug, Clone)]
@@ -40,18 +96,19 @@ pub type Case<'a> = (&'a str, Box<dyn FnMut() -> bool + 'a>);
 /// Times several cases in alternation — one batch of each per round, for `budget` —
 /// so that the machine's load, which drifts on shared cores, weighs on all of them
 /// alike; ratios are taken within each round, then their median over rounds.
-/// Batches are sized to about `batch` each.
+/// Batches are sized to about `batch` each and timed by [`Clock::best`].
 pub fn measure_interleaved(budget: Duration, batch: Duration, cases: &mut [Case<'_>]) -> Vec<Interleaved> {
     let n = cases.len();
+    let clock = Clock::best();
     // Size each case's batch, warming it up on the way.
     let mut per_batch = vec![1u64; n];
     for (c, (_, f)) in cases.iter_mut().enumerate() {
         loop {
-            let t = Instant::now();
+            let t = clock.now();
             for _ in 0..per_batch[c] {
                 black_box(f());
             }
-            if t.elapsed() >= batch {
+            if clock.now() - t >= batch.as_nanos() as u64 {
                 break;
             }
             per_batch[c] *= 2;
@@ -64,11 +121,11 @@ pub fn measure_interleaved(budget: Duration, batch: Duration, cases: &mut [Case<
         for k in 0..n {
             let c = (k + round) % n;
             let f = &mut cases[c].1;
-            let t = Instant::now();
+            let t = clock.now();
             for _ in 0..per_batch[c] {
                 black_box(f());
             }
-            samples[c].push(t.elapsed().as_nanos() as f64 / per_batch[c] as f64);
+            samples[c].push((clock.now() - t) as f64 / per_batch[c] as f64);
         }
         round += 1;
     }

@@ -146,7 +146,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let now = now.unwrap_or_else(|| unix_now() as i64);
             match verifier.verify(&token, now, None) {
                 Ok(v) => {
-                    println!("{}", serde_json::to_string_pretty(v.claims.as_map())?);
+                    println!("{}", serde_json::to_string_pretty(&v.claims.to_map())?);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {

@@ -18,64 +18,104 @@ const DECODE: [u8; 256] = {
     table
 };
 
+/// Each character's 6 bits already in place for the four positions of a quantum, so
+/// a quantum decodes with four lookups and three ORs; an invalid character's entry
+/// sets bit 31 (outside the 24 bits a quantum carries), checked once at the end.
+const QUAD: [[u32; 256]; 4] = {
+    let mut t = [[1u32 << 31; 256]; 4];
+    let mut i = 0;
+    while i < 64 {
+        let c = ALPHABET[i] as usize;
+        t[0][c] = (i as u32) << 18;
+        t[1][c] = (i as u32) << 12;
+        t[2][c] = (i as u32) << 6;
+        t[3][c] = i as u32;
+        i += 1;
+    }
+    t
+};
+
 /// The input is not canonical unpadded base64url.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Base64Error;
+
+/// How many bytes `encoded_len` characters of unpadded base64url decode to (for a
+/// length that is not `4n + 1`, which is never valid).
+pub const fn decoded_len(encoded_len: usize) -> usize {
+    encoded_len / 4 * 3 + (encoded_len % 4) * 3 / 4
+}
+
+/// Decodes canonical unpadded base64url into `out`, which must be exactly
+/// [`decoded_len`] bytes long; returns that length. Every character is looked up and
+/// the lookups are checked once at the end (an invalid character's entry has a high
+/// bit set), so the loop has no branch per character.
+pub fn decode_to_slice(input: &[u8], out: &mut [u8]) -> Result<usize, Base64Error> {
+    if input.len() % 4 == 1 || out.len() != decoded_len(input.len()) {
+        return Err(Base64Error);
+    }
+    let mut quads = input.chunks_exact(4);
+    let mut triples = out.chunks_exact_mut(3);
+    let mut seen = 0u32;
+    for (q, t) in (&mut quads).zip(&mut triples) {
+        let n = QUAD[0][q[0] as usize] | QUAD[1][q[1] as usize] | QUAD[2][q[2] as usize] | QUAD[3][q[3] as usize];
+        seen |= n;
+        t.copy_from_slice(&n.to_be_bytes()[1..]);
+    }
+    let mut seen = (seen >> 24) as u8;
+    let tail = triples.into_remainder();
+    match *quads.remainder() {
+        [] => {}
+        [a, b] => {
+            let (a, b) = (DECODE[a as usize], DECODE[b as usize]);
+            seen |= a | b;
+            // 12 bits carry 8: the low 4 must be zero.
+            if b & 0xf != 0 {
+                return Err(Base64Error);
+            }
+            tail[0] = (a << 2) | (b >> 4);
+        }
+        [a, b, c] => {
+            let (a, b, c) = (DECODE[a as usize], DECODE[b as usize], DECODE[c as usize]);
+            seen |= a | b | c;
+            // 18 bits carry 16: the low 2 must be zero.
+            if c & 0x3 != 0 {
+                return Err(Base64Error);
+            }
+            let n = (u32::from(a) << 12) | (u32::from(b) << 6) | u32::from(c);
+            tail[0] = (n >> 10) as u8;
+            tail[1] = (n >> 2) as u8;
+        }
+        _ => return Err(Base64Error),
+    }
+    if seen & 0xc0 != 0 {
+        return Err(Base64Error);
+    }
+    Ok(out.len())
+}
 
 /// Decodes canonical unpadded base64url, appending to `out`.
 pub fn decode_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), Base64Error> {
     if input.len() % 4 == 1 {
         return Err(Base64Error);
     }
-    out.reserve(input.len() / 4 * 3 + 2);
-    let mut chunks = input.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut n: u32 = 0;
-        for &c in chunk {
-            let v = DECODE[c as usize];
-            if v == INVALID {
-                return Err(Base64Error);
-            }
-            n = (n << 6) | u32::from(v);
+    let start = out.len();
+    out.resize(start + decoded_len(input.len()), 0);
+    match decode_to_slice(input, &mut out[start..]) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
         }
-        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
     }
-    let rest = chunks.remainder();
-    if rest.is_empty() {
-        return Ok(());
-    }
-    let mut n: u32 = 0;
-    for &c in rest {
-        let v = DECODE[c as usize];
-        if v == INVALID {
-            return Err(Base64Error);
-        }
-        n = (n << 6) | u32::from(v);
-    }
-    match rest.len() {
-        2 => {
-            // 12 bits carry 8: the low 4 must be zero.
-            if n & 0xf != 0 {
-                return Err(Base64Error);
-            }
-            out.push((n >> 4) as u8);
-        }
-        3 => {
-            // 18 bits carry 16: the low 2 must be zero.
-            if n & 0x3 != 0 {
-                return Err(Base64Error);
-            }
-            out.extend_from_slice(&[(n >> 10) as u8, (n >> 2) as u8]);
-        }
-        _ => return Err(Base64Error),
-    }
-    Ok(())
 }
 
 /// Decodes canonical unpadded base64url into a new vector.
 pub fn decode(input: &[u8]) -> Result<Vec<u8>, Base64Error> {
-    let mut out = Vec::new();
-    decode_into(input, &mut out)?;
+    if input.len() % 4 == 1 {
+        return Err(Base64Error);
+    }
+    let mut out = alloc::vec![0; decoded_len(input.len())];
+    decode_to_slice(input, &mut out)?;
     Ok(out)
 }
 

@@ -318,8 +318,13 @@ impl std::error::Error for JwksError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WireError {
-    /// Wrong magic bytes or version.
+    /// Not a denylist message: wrong magic bytes.
     Format,
+    /// A snapshot or delta of a wire format version this build does not read.
+    UnsupportedVersion {
+        /// The version byte found.
+        found: u8,
+    },
     /// The message ends early, has trailing bytes, or a count does not fit.
     Truncated,
     /// A field is out of range (bad kind, bad UTF-8, events out of order).
@@ -342,12 +347,25 @@ pub enum WireError {
     },
     /// A delta arrived before any snapshot.
     NoSnapshot,
+    /// The message comes from another epoch of the service (another data directory)
+    /// than the one the replica follows, and the replica is not re-bootstrapping.
+    Epoch,
+    /// The message was created longer ago than the replica's staleness bound.
+    TooOld {
+        /// When the service made it (seconds since the Unix epoch).
+        created: u64,
+        /// The replica's time (seconds since the Unix epoch).
+        now: u64,
+    },
 }
 
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WireError::Format => f.write_str("not a tollgate denylist message of a known version"),
+            WireError::Format => f.write_str("not a tollgate denylist message"),
+            WireError::UnsupportedVersion { found } => {
+                write!(f, "denylist message of wire format version {found}, which this build does not read")
+            }
             WireError::Truncated => f.write_str("denylist message is truncated or has trailing bytes"),
             WireError::Invalid => f.write_str("denylist message has an invalid field"),
             WireError::Signature => f.write_str("denylist message signature does not verify"),
@@ -358,6 +376,10 @@ impl fmt::Display for WireError {
                 write!(f, "delta starts at {from}, after the replica's {current}: events are missing")
             }
             WireError::NoSnapshot => f.write_str("a delta needs a snapshot first"),
+            WireError::Epoch => f.write_str("denylist message from another epoch of the service"),
+            WireError::TooOld { created, now } => {
+                write!(f, "denylist message created at {created} is too old at {now}")
+            }
         }
     }
 }

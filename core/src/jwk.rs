@@ -61,7 +61,7 @@ pub struct P256Key {
 /// A validated RSA public key.
 #[derive(Debug, Clone)]
 pub struct RsaKey {
-    pub(crate) key: rsa::RsaPublicKey,
+    pub(crate) key: rsa::PublicKey,
     /// Modulus length in bits.
     pub bits: usize,
     /// Modulus length in bytes: an RS256 signature must have exactly this length.
@@ -120,10 +120,12 @@ impl RsaKey {
         if bits > MAX_RSA_BITS {
             return Err(JwksError::Unsupported);
         }
-        let key = rsa::RsaPublicKey::new_with_max_size(
-            rsa::BigUint::from_bytes_be(n),
-            rsa::BigUint::from_bytes_be(e),
-            MAX_RSA_BITS,
+        // Any size up to the cap: the policy's `min_rsa_bits` is enforced at key choice,
+        // so a short key stays in the set (and yields `unknown_key`) rather than failing it.
+        let key = rsa::PublicKey::new_with_size_limits(
+            rsa::BoxedUint::from_be_slice_vartime(n),
+            rsa::BoxedUint::from_be_slice_vartime(e),
+            1..=MAX_RSA_BITS,
         )
         .map_err(|_| JwksError::InvalidKey)?;
         Ok(RsaKey { key, bits, len: n.len(), n: n.to_vec(), e: e.to_vec() })

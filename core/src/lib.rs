@@ -46,13 +46,15 @@ pub use cache::TokenCache;
 pub use claims::Claims;
 pub use denylist::{Denylist, Entry, EntryKind};
 pub use error::{Error, JwksError, PolicyError, Reason, WireError};
+pub use json::MAX_DEPTH as MAX_JSON_DEPTH;
 pub use jwk::{Jwk, Jwks, KeyMaterial};
 pub use policy::Policy;
 pub use signature::{RustCrypto, SignatureBackend};
 pub use token::{Header, UnverifiedToken};
 pub use verify::{Pending, VerifiedToken, Verifier};
 
-/// Parses strict JSON (no duplicate member names, no BOM) into a value.
+/// Parses strict JSON (UTF-8 without a BOM, no duplicate member names at any depth, at
+/// most [`MAX_JSON_DEPTH`] levels of nesting, finite numbers) into a value.
 pub fn parse_strict_json(bytes: &[u8]) -> Option<serde_json::Value> {
     json::parse_value(bytes)
 }

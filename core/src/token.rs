@@ -4,27 +4,104 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use serde::de;
-use serde_json::Value;
-
 use crate::alg::Algorithm;
 use crate::b64;
 use crate::error::{Error, ParseError};
-use crate::json;
+use crate::json::{self, Parser, RawStr};
 
-/// The protected header members the verifier reads.
+/// A range of a [`Header`]'s text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn range(self) -> core::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The protected header: its JSON, and the members the verifier reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// `alg`, exactly as written.
-    pub alg_name: String,
+    /// The header's JSON, then the decoded text of members written with escapes.
+    text: String,
+    json_len: u32,
+    alg_name: Span,
+    alg: Option<Algorithm>,
+    kid: Option<Span>,
+    typ: Option<Span>,
+    crit: bool,
+}
+
+impl Header {
     /// `alg`, when it is one this verifier implements.
-    pub alg: Option<Algorithm>,
+    pub fn alg(&self) -> Option<Algorithm> {
+        self.alg
+    }
+
+    /// `alg`, exactly as written.
+    pub fn alg_name(&self) -> &str {
+        &self.text[self.alg_name.range()]
+    }
+
     /// `kid`, when present.
-    pub kid: Option<String>,
-    /// `typ`, when present.
-    pub typ: Option<String>,
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.map(|s| &self.text[s.range()])
+    }
+
+    /// `typ`, when present and a string.
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.map(|s| &self.text[s.range()])
+    }
+
     /// Whether a `crit` member is present.
-    pub crit: bool,
+    pub fn crit(&self) -> bool {
+        self.crit
+    }
+
+    /// The header's JSON text, as signed.
+    pub fn json(&self) -> &str {
+        &self.text[..self.json_len as usize]
+    }
+}
+
+/// Most signature bytes kept inline: an ES256 signature; longer (RS256) ones go to
+/// the heap (kept inline they would cost more in moves than the allocation does).
+const INLINE_SIGNATURE: usize = 64;
+
+/// The decoded signature.
+#[derive(Clone)]
+enum Signature {
+    Inline { len: u16, bytes: [u8; INLINE_SIGNATURE] },
+    Heap(Vec<u8>),
+}
+
+impl Signature {
+    fn decode(encoded: &[u8]) -> Result<Signature, b64::Base64Error> {
+        let n = b64::decoded_len(encoded.len());
+        if n <= INLINE_SIGNATURE {
+            let mut bytes = [0; INLINE_SIGNATURE];
+            let len = b64::decode_to_slice(encoded, &mut bytes[..n])?;
+            Ok(Signature::Inline { len: len as u16, bytes })
+        } else {
+            b64::decode(encoded).map(Signature::Heap)
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Signature::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Signature::Heap(v) => v,
+        }
+    }
+}
+
+impl core::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Signature({} bytes)", self.as_slice().len())
+    }
 }
 
 /// A structurally valid token whose signature has not been checked.
@@ -36,7 +113,7 @@ pub struct UnverifiedToken<'t> {
     header: Header,
     signing_input: &'t [u8],
     payload: Vec<u8>,
-    signature: Vec<u8>,
+    signature: Signature,
 }
 
 impl<'t> UnverifiedToken<'t> {
@@ -47,16 +124,19 @@ impl<'t> UnverifiedToken<'t> {
         if bytes.len() > max_bytes {
             return Err(Error::Parse(ParseError::TooLarge { len: bytes.len(), max: max_bytes }));
         }
-        let mut dots = memchr_dots(bytes);
-        let (Some(d1), Some(d2), None) = (dots.next(), dots.next(), dots.next()) else {
+        let dot = |from: usize| find_dot(&bytes[from..]).map(|i| from + i);
+        let (Some(d1), Some(d2)) = (dot(0), dot(0).and_then(|d1| dot(d1 + 1))) else {
             return Err(Error::Parse(ParseError::Segments));
         };
         let (h, p, s) = (&bytes[..d1], &bytes[d1 + 1..d2], &bytes[d2 + 1..]);
-        let bad64 = |_| Error::Parse(ParseError::Base64);
-        let header_bytes = b64::decode(h).map_err(bad64)?;
-        let payload = b64::decode(p).map_err(bad64)?;
-        let signature = b64::decode(s).map_err(bad64)?;
-        let header = parse_header(&header_bytes)?;
+        // A third dot can only be in `s`, where the decoder refuses it: so look for one
+        // only when decoding fails, to say which error it is.
+        let segments_or_base64 =
+            |_| Error::Parse(if s.contains(&b'.') { ParseError::Segments } else { ParseError::Base64 });
+        let header = b64::decode(h).map_err(segments_or_base64)?;
+        let payload = b64::decode(p).map_err(segments_or_base64)?;
+        let signature = Signature::decode(s).map_err(segments_or_base64)?;
+        let header = parse_header(header)?;
         Ok(UnverifiedToken { header, signing_input: &bytes[..d2], payload, signature })
     }
 
@@ -72,7 +152,7 @@ impl<'t> UnverifiedToken<'t> {
 
     /// The decoded signature bytes.
     pub fn signature(&self) -> &[u8] {
-        &self.signature
+        self.signature.as_slice()
     }
 
     /// Hands over the payload once the signature has been checked. Crate-private: the
@@ -82,113 +162,99 @@ impl<'t> UnverifiedToken<'t> {
     }
 }
 
-fn memchr_dots(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    bytes.iter().enumerate().filter(|(_, &b)| b == b'.').map(|(i, _)| i)
-}
-
-/// Parses the header in one pass without building a JSON map: the members the verifier
-/// reads are taken by value, every other member is still parsed strictly (no duplicate
-/// names at any depth) and dropped. A third of the non-signature cost of a verification
-/// was building and cloning out of a `serde_json` map here.
-fn parse_header(bytes: &[u8]) -> Result<Header, Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let fields =
-        de::Deserializer::deserialize_any(&mut de, HeaderVisitor).map_err(|_| Error::Parse(ParseError::HeaderJson))?;
-    de.end().map_err(|_| Error::Parse(ParseError::HeaderJson))?;
-    let as_string = |v: Option<Value>| -> Result<Option<String>, Error> {
-        match v {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(Error::Parse(ParseError::HeaderMember)),
+/// The offset of the first `.` in `b`, eight bytes at a time (a `.` is the zero byte
+/// of `word ^ 0x2e2e…`; the lowest byte the bit trick flags is exact).
+fn find_dot(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut chunks = b.chunks_exact(8);
+    let mut n = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ (ONES * u64::from(b'.'));
+        let hits = w.wrapping_sub(ONES) & !w & (ONES << 7);
+        if hits != 0 {
+            return Some(n + (hits.trailing_zeros() / 8) as usize);
         }
-    };
-    let alg_name = as_string(fields.alg)?.ok_or(Error::Parse(ParseError::HeaderMember))?;
-    let kid = as_string(fields.kid)?;
-    // A non-string typ is not malformed structure: it fails the typ check, if any.
-    let typ = match fields.typ {
-        Some(Value::String(s)) => Some(s),
-        _ => None,
-    };
-    Ok(Header { alg: Algorithm::from_name(&alg_name), alg_name, kid, typ, crit: fields.crit })
-}
-
-#[derive(Default)]
-struct HeaderFields {
-    alg: Option<Value>,
-    kid: Option<Value>,
-    typ: Option<Value>,
-    crit: bool,
-}
-
-enum HeaderKey {
-    Alg,
-    Kid,
-    Typ,
-    Crit,
-    Other(String),
-}
-
-struct HeaderKeyVisitor;
-
-impl<'de> de::Visitor<'de> for HeaderKeyVisitor {
-    type Value = HeaderKey;
-    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("a member name")
+        n += 8;
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderKey, E> {
-        Ok(match v {
-            "alg" => HeaderKey::Alg,
-            "kid" => HeaderKey::Kid,
-            "typ" => HeaderKey::Typ,
-            "crit" => HeaderKey::Crit,
-            other => HeaderKey::Other(String::from(other)),
-        })
-    }
+    chunks.remainder().iter().position(|&c| c == b'.').map(|i| n + i)
 }
 
-impl<'de> de::Deserialize<'de> for HeaderKey {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<HeaderKey, D::Error> {
-        d.deserialize_str(HeaderKeyVisitor)
-    }
+/// A header member as found: absent, a string, or another JSON type.
+enum Found<'a> {
+    Absent,
+    Str(RawStr<'a>),
+    Other,
 }
 
-struct HeaderVisitor;
-
-impl<'de> de::Visitor<'de> for HeaderVisitor {
-    type Value = HeaderFields;
-    fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("a json object")
-    }
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<HeaderFields, A::Error> {
-        let mut h = HeaderFields::default();
-        let mut others: Vec<String> = Vec::new();
-        let dup = || de::Error::custom("duplicate member name");
-        while let Some(key) = map.next_key::<HeaderKey>()? {
-            let json::Nested(v) = map.next_value_seed(json::Seed { depth: 1 })?;
-            let slot = match key {
-                HeaderKey::Alg => &mut h.alg,
-                HeaderKey::Kid => &mut h.kid,
-                HeaderKey::Typ => &mut h.typ,
-                HeaderKey::Crit => {
-                    if core::mem::replace(&mut h.crit, true) {
-                        return Err(dup());
+/// Parses the header in one pass without building a JSON map: `alg`, `kid` and `typ`
+/// are read as they go by, `crit` is noted, and every other member is still parsed
+/// strictly (no duplicate names at any depth) and dropped. Malformed JSON is reported
+/// before a member of the wrong type.
+fn parse_header(bytes: Vec<u8>) -> Result<Header, Error> {
+    let mut text = String::from_utf8(bytes).map_err(|_| Error::Parse(ParseError::HeaderJson))?;
+    let json_len = text.len();
+    let mut decoded = String::new();
+    let (alg_name, kid, typ, crit) = {
+        let mut p = Parser::new(&text);
+        let (mut alg, mut kid, mut typ, mut crit) = (Found::Absent, Found::Absent, Found::Absent, false);
+        p.object(1, |p, _, name| {
+            let slot = match name {
+                "alg" => &mut alg,
+                "kid" => &mut kid,
+                "typ" => &mut typ,
+                "crit" => {
+                    if core::mem::replace(&mut crit, true) {
+                        return Err(json::Invalid);
                     }
-                    continue;
+                    p.skip(2)?;
+                    return Ok(true);
                 }
-                HeaderKey::Other(name) => {
-                    if others.contains(&name) {
-                        return Err(dup());
-                    }
-                    others.push(name);
-                    continue;
+                _ => {
+                    p.skip(2)?;
+                    return Ok(false);
                 }
             };
-            if slot.replace(v).is_some() {
-                return Err(dup());
+            if !matches!(slot, Found::Absent) {
+                return Err(json::Invalid);
             }
-        }
-        Ok(h)
-    }
+            *slot = if p.peek() == Some(b'"') {
+                Found::Str(p.string()?)
+            } else {
+                p.skip(2)?;
+                Found::Other
+            };
+            Ok(true)
+        })
+        .and_then(|()| p.end())
+        .map_err(|_| Error::Parse(ParseError::HeaderJson))?;
+        let mut span = |s: &RawStr<'_>| {
+            if s.escaped {
+                let start = json_len + decoded.len();
+                decoded.push_str(&json::unescape(s.raw));
+                Span { start: start as u32, end: (json_len + decoded.len()) as u32 }
+            } else {
+                Span { start: s.start as u32, end: (s.start + s.raw.len()) as u32 }
+            }
+        };
+        let alg_name = match &alg {
+            Found::Str(s) => span(s),
+            _ => return Err(Error::Parse(ParseError::HeaderMember)),
+        };
+        let kid = match &kid {
+            Found::Absent => None,
+            Found::Str(s) => Some(span(s)),
+            Found::Other => return Err(Error::Parse(ParseError::HeaderMember)),
+        };
+        // A non-string typ is not malformed structure: it fails the typ check, if any.
+        let typ = match &typ {
+            Found::Str(s) => Some(span(s)),
+            _ => None,
+        };
+        (alg_name, kid, typ, crit)
+    };
+    text.push_str(&decoded);
+    let alg = Algorithm::from_name(&text[alg_name.range()]);
+    Ok(Header { text, json_len: json_len as u32, alg_name, alg, kid, typ, crit })
 }
 
 #[cfg(test)]
@@ -204,8 +270,10 @@ mod tests {
     fn parses_header_only() {
         let t = tok(r#"{"alg":"ES256","kid":"k","typ":"JWT"}"#, r#"{"sub":"x"}"#, &[1; 64]);
         let u = UnverifiedToken::parse(&t, 8192).unwrap();
-        assert_eq!(u.header().alg, Some(Algorithm::Es256));
-        assert_eq!(u.header().kid.as_deref(), Some("k"));
+        assert_eq!(u.header().alg(), Some(Algorithm::Es256));
+        assert_eq!(u.header().kid(), Some("k"));
+        assert_eq!(u.header().typ(), Some("JWT"));
+        assert_eq!(u.header().json(), r#"{"alg":"ES256","kid":"k","typ":"JWT"}"#);
         assert_eq!(u.signature().len(), 64);
         assert_eq!(u.signing_input(), t.rsplit_once('.').unwrap().0.as_bytes());
     }
@@ -238,6 +306,33 @@ mod tests {
         ];
         for (t, want) in cases {
             assert_eq!(UnverifiedToken::parse(&t, 8192).unwrap_err(), Error::Parse(want), "{t}");
+        }
+    }
+
+    #[test]
+    fn header_nesting_up_to_128_levels() {
+        let header = |levels: usize| {
+            // The header object is level 1; the member's value adds `levels - 1`.
+            let inner = "[".repeat(levels - 1) + &"]".repeat(levels - 1);
+            format!(r#"{{"alg":"ES256","x":{inner}}}"#)
+        };
+        assert!(UnverifiedToken::parse(&tok(&header(100), "{}", &[1; 64]), 8192).is_ok());
+        assert!(UnverifiedToken::parse(&tok(&header(128), "{}", &[1; 64]), 8192).is_ok());
+        assert_eq!(
+            UnverifiedToken::parse(&tok(&header(129), "{}", &[1; 64]), 8192).unwrap_err(),
+            Error::Parse(ParseError::HeaderJson)
+        );
+    }
+
+    #[test]
+    fn find_dot_finds_the_first() {
+        let text: Vec<u8> = b"abcdefghijklmnopqrstuvwxyz0123456789-_".to_vec();
+        assert_eq!(find_dot(&text), None);
+        for at in 0..text.len() {
+            let mut t = text.clone();
+            t.insert(at, b'.');
+            t.push(b'.');
+            assert_eq!(find_dot(&t), Some(at));
         }
     }
 

@@ -8,6 +8,9 @@
 //!   events, in any order;
 //! - `apply_snapshot` / `apply_delta` refuse to go backwards or to skip events, and
 //!   leave the replica unchanged when they refuse;
+//! - under `Acceptance`, a replica follows one epoch, changes it only by a snapshot
+//!   while re-bootstrapping, never moves its high-water mark back and never takes a
+//!   message older than its bound, whatever it is offered;
 //! - arbitrary input to `Verifier::verify`, `Jwks::from_json`, `decode_snapshot` and
 //!   `decode_delta` never panics (including validly signed garbage, which gets past
 //!   the signature check to the parsers).
@@ -21,13 +24,15 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tollgate_core::wire::{
-    decode_delta, decode_snapshot, encode_delta, encode_snapshot, Delta, DeltaEvent, DenylistSigner,
+    decode_delta, decode_snapshot, encode_delta, encode_snapshot, v1, Delta, DeltaEvent, DenylistSigner, Stamp,
 };
 use tollgate_core::{b64, Denylist, Entry, EntryKind, Jwks, Policy, Verifier, WireError};
 
 const HASH_KEY: [u8; 16] = *b"proptest-hashkey";
 const SIGNER_SECRET: [u8; 32] = [0x17; 32];
 const NOW: i64 = 1_763_800_000;
+/// The service's epoch and a creation time, for every message here.
+const STAMP: Stamp = Stamp { epoch: *b"proptest-epoch-1", created: NOW as u64 };
 
 fn config() -> ProptestConfig {
     ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
@@ -264,7 +269,7 @@ proptest! {
 
         let snap = fold(&events[..k], seq_after(k));
         let mut replica = Denylist::default();
-        replica.apply_snapshot(&encode_snapshot(&snap, &s), &pk).unwrap();
+        replica.apply_snapshot(&encode_snapshot(&snap, STAMP, &s), &pk).unwrap();
         prop_assert!(replica.same_entries(&snap));
 
         // Chunk boundaries after the snapshot, as event indices, ending at n.
@@ -276,7 +281,7 @@ proptest! {
             let start = at.saturating_sub(backs[i % backs.len()]);
             let from = seq_after(start);
             let to = if end == n { last_to } else { seq_after(end) };
-            let delta = Delta { from, to, events: events[start..end].to_vec() };
+            let delta = Delta { stamp: STAMP, from, to, events: events[start..end].to_vec() };
             let before = replica.seq();
             let applied = replica.apply_delta(&encode_delta(&delta, &s), &pk).unwrap();
             let new = delta.events.iter().filter(|e| e.seq > before).count();
@@ -285,7 +290,7 @@ proptest! {
             at = end;
         }
         prop_assert!(replica.same_entries(&full));
-        prop_assert_eq!(encode_snapshot(&replica, &s), encode_snapshot(&full, &s));
+        prop_assert_eq!(encode_snapshot(&replica, STAMP, &s), encode_snapshot(&full, STAMP, &s));
 
         // Pruning both sides alike keeps them equal.
         if let Some(c) = prune_at {
@@ -325,7 +330,7 @@ proptest! {
             .map(|seq| DeltaEvent { seq, entry: Entry { kind: EntryKind::Jti, iss: None, id: format!("j{seq}"), exp: 99 } })
             .collect();
         let mut r = replica.clone();
-        match r.apply_decoded_delta(&Delta { from, to, events }) {
+        match r.apply_decoded_delta(&Delta { stamp: STAMP, from, to, events }) {
             Ok(n) => {
                 prop_assert!(from <= current && current <= to);
                 prop_assert_eq!(n as u64, to - current);
@@ -348,7 +353,7 @@ proptest! {
         let mut other = Denylist::new(HASH_KEY);
         other.set_seq(snap_seq);
         let mut r = replica.clone();
-        match r.apply_snapshot(&encode_snapshot(&other, &s), &pk) {
+        match r.apply_snapshot(&encode_snapshot(&other, STAMP, &s), &pk) {
             Ok(()) => {
                 prop_assert!(snap_seq >= current);
                 prop_assert!(r.same_entries(&other));
@@ -370,11 +375,11 @@ proptest! {
     fn inconsistent_deltas_are_invalid(from in 1u64..50, back in 1u64..50, ev_seq in 0u64..100) {
         let s = signer();
         let pk = s.public_key();
-        let reversed = encode_delta(&Delta { from, to: from.saturating_sub(back).min(from - 1), events: vec![] }, &s);
+        let reversed = encode_delta(&Delta { stamp: STAMP, from, to: from.saturating_sub(back).min(from - 1), events: vec![] }, &s);
         prop_assert_eq!(decode_delta(&reversed, &pk), Err(WireError::Invalid));
         let to = from + 10;
         let event = DeltaEvent { seq: ev_seq, entry: Entry { kind: EntryKind::Sid, iss: None, id: "s".into(), exp: 1 } };
-        let bytes = encode_delta(&Delta { from, to, events: vec![event.clone()] }, &s);
+        let bytes = encode_delta(&Delta { stamp: STAMP, from, to, events: vec![event.clone()] }, &s);
         let decoded = decode_delta(&bytes, &pk);
         if ev_seq > from && ev_seq <= to {
             prop_assert_eq!(decoded.unwrap().events, vec![event]);
@@ -396,12 +401,89 @@ fn forged_messages_leave_the_replica_alone() {
     let before = replica.clone();
     let mut ahead = Denylist::new(HASH_KEY);
     ahead.set_seq(9);
-    assert_eq!(replica.apply_snapshot(&encode_snapshot(&ahead, &stranger), &pk), Err(WireError::Signature));
+    assert_eq!(replica.apply_snapshot(&encode_snapshot(&ahead, STAMP, &stranger), &pk), Err(WireError::Signature));
     for (from, to) in [(0, 5), (4, 5), (4, 4), (5, 9)] {
-        let forged = encode_delta(&Delta { from, to, events: vec![] }, &stranger);
+        let forged = encode_delta(&Delta { stamp: STAMP, from, to, events: vec![] }, &stranger);
         assert_eq!(replica.apply_delta(&forged, &pk), Err(WireError::Signature));
     }
     assert!(replica.same_entries(&before));
+}
+
+/// A message a replica may be offered: a snapshot at `seq`, or a delta `(from, to]`,
+/// from epoch A or B, created `age` seconds before the replica's clock.
+#[derive(Debug, Clone)]
+enum Offer {
+    Snapshot { b: bool, seq: u64, age: u64 },
+    Delta { b: bool, from: u64, len: u64, age: u64 },
+    Rebootstrap,
+}
+
+fn offer() -> impl Strategy<Value = Offer> {
+    prop_oneof![
+        (any::<bool>(), 0u64..12, 0u64..15).prop_map(|(b, seq, age)| Offer::Snapshot { b, seq, age }),
+        (any::<bool>(), 0u64..12, 0u64..4, 0u64..15).prop_map(|(b, from, len, age)| Offer::Delta { b, from, len, age }),
+        Just(Offer::Rebootstrap),
+    ]
+}
+
+proptest! {
+    #![proptest_config(signing_config())]
+
+    /// Under `Acceptance`, whatever it is offered, a replica: only ever follows one
+    /// epoch at a time and changes epoch only by a snapshot while re-bootstrapping (or
+    /// its first); never moves its high-water mark back within an epoch; never takes a
+    /// message older than the bound; and is unchanged by what it refuses.
+    #[test]
+    fn acceptance_rules_hold_for_any_offers(offers in vec(offer(), 1..12)) {
+        use tollgate_core::wire::Acceptance;
+        let s = signer();
+        let pk = s.public_key();
+        let (max_age, now) = (10u64, 1_000u64);
+        let epoch = |b: bool| if b { *b"epoch-B-epoch-B-" } else { *b"epoch-A-epoch-A-" };
+        let mut acc = Acceptance::new(max_age);
+        let mut list = Denylist::default();
+        for o in offers {
+            let (before_acc, before_list, before_stamp) = (acc.clone(), list.clone(), list.stamp());
+            let rebootstrapping = acc.is_rebootstrapping();
+            let (result, b, seq, age, snapshot) = match o {
+                Offer::Rebootstrap => {
+                    acc.rebootstrap();
+                    continue;
+                }
+                Offer::Snapshot { b, seq, age } => {
+                    let mut l = Denylist::new(HASH_KEY);
+                    l.insert(EntryKind::Jti, None, &format!("j{seq}"), 99);
+                    l.set_seq(seq);
+                    let bytes = encode_snapshot(&l, Stamp { epoch: epoch(b), created: now - age }, &s);
+                    (list.apply_snapshot_accepted(&bytes, &pk, &mut acc, now).map(|()| 0), b, seq, age, true)
+                }
+                Offer::Delta { b, from, len, age } => {
+                    let d = Delta { stamp: Stamp { epoch: epoch(b), created: now - age }, from, to: from + len, events: vec![] };
+                    (list.apply_delta_accepted(&encode_delta(&d, &s), &pk, &mut acc, now), b, from + len, age, false)
+                }
+            };
+            match result {
+                Ok(_) => {
+                    prop_assert!(age <= max_age);
+                    let mark = acc.high_water().unwrap();
+                    prop_assert_eq!(mark.epoch, epoch(b));
+                    prop_assert_eq!(list.stamp().map(|s| s.epoch), Some(epoch(b)));
+                    match before_acc.high_water() {
+                        Some(m) if m.epoch == epoch(b) => {
+                            prop_assert!(seq >= m.seq && mark.seq == seq.max(m.seq));
+                        }
+                        Some(_) => prop_assert!(snapshot && rebootstrapping),
+                        None => prop_assert!(snapshot),
+                    }
+                }
+                Err(_) => {
+                    prop_assert_eq!(&acc, &before_acc);
+                    prop_assert!(list.same_entries(&before_list));
+                    prop_assert_eq!(list.stamp(), before_stamp);
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- never panics
@@ -483,7 +565,7 @@ fn json_ish() -> impl Strategy<Value = Vec<u8>> {
 
 fn fuzz_verifier() -> (Verifier, p256::ecdsa::SigningKey) {
     let ec = p256::ecdsa::SigningKey::from_slice(&[0x42; 32]).unwrap();
-    let p = ec.verifying_key().to_encoded_point(false);
+    let p = ec.verifying_key().to_sec1_point(false);
     let jwks = json!({"keys": [
         {"kty": "EC", "crv": "P-256", "kid": "ec1", "x": b64::encode(p.x().unwrap()), "y": b64::encode(p.y().unwrap())},
         // Not anyone's key: any odd 2048-bit modulus makes a usable RSA key here.
@@ -555,11 +637,11 @@ proptest! {
         let _ = decode_snapshot(&bytes, &pk);
         let _ = decode_delta(&bytes, &pk);
         // Signed bodies reach the parsers; the magic prefix gets them past the first check.
-        let mut signed_body = [&b""[..], b"TGS\x01", b"TGD\x01"][magic].to_vec();
+        let mut signed_body = [&b""[..], b"TGS\x02", b"TGD\x02"][magic].to_vec();
         signed_body.extend_from_slice(&body);
         let signed = sign_body(&signed_body);
         if let Ok(d) = decode_snapshot(&signed, &pk) {
-            let again = decode_snapshot(&encode_snapshot(&d, &signer()), &pk).unwrap();
+            let again = decode_snapshot(&encode_snapshot(&d, STAMP, &signer()), &pk).unwrap();
             prop_assert!(again.same_entries(&d));
         }
         if let Ok(delta) = decode_delta(&signed, &pk) {
@@ -570,5 +652,16 @@ proptest! {
         let mut d = Denylist::default();
         let _ = d.apply_snapshot(&signed, &pk);
         let _ = d.apply_delta(&signed, &pk);
+        // The version-1 decoders (kept for the upgrade window), on the same bytes and
+        // with their own magic.
+        let _ = v1::decode_snapshot(&signed, &pk);
+        let _ = v1::decode_delta(&signed, &pk);
+        for m in [&b"TGS\x01"[..], b"TGD\x01"] {
+            let old = sign_body(&[m, &body[..]].concat());
+            let _ = v1::decode_snapshot(&old, &pk);
+            if let Ok(delta) = v1::decode_delta(&old, &pk) {
+                prop_assert_eq!(v1::decode_delta(&v1::encode_delta(&delta, &signer()), &pk).unwrap(), delta);
+            }
+        }
     }
 }

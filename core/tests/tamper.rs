@@ -55,7 +55,7 @@ impl Alg {
 /// that JWKS: `(kid, alg)` per key.
 struct Harness {
     ec: p256::ecdsa::SigningKey,
-    rsa: rsa::RsaPrivateKey,
+    rsa: rsa::PrivateKey,
     verifier: Verifier,
     keys: Vec<(&'static str, &'static str)>,
 }
@@ -63,13 +63,13 @@ struct Harness {
 impl Harness {
     fn new() -> Harness {
         let ec = p256::ecdsa::SigningKey::from_slice(&EC_SECRET).unwrap();
-        let rsa = rsa::RsaPrivateKey::from_pkcs8_pem(RSA_PEM).unwrap();
-        let point = ec.verifying_key().to_encoded_point(false);
+        let rsa = rsa::PrivateKey::from_pkcs8_pem(RSA_PEM).unwrap();
+        let point = ec.verifying_key().to_sec1_point(false);
         let jwks = json!({"keys": [
             {"kty": "EC", "crv": "P-256", "kid": "ec1", "alg": "ES256", "use": "sig",
              "x": b64::encode(point.x().unwrap()), "y": b64::encode(point.y().unwrap())},
             {"kty": "RSA", "kid": "rsa1", "alg": "RS256",
-             "n": b64::encode(&rsa.n().to_bytes_be()), "e": b64::encode(&rsa.e().to_bytes_be())},
+             "n": b64::encode(&rsa.n_bytes()), "e": b64::encode(&rsa.e_bytes())},
         ]});
         let jwks = Jwks::from_json(jwks.to_string().as_bytes()).unwrap();
         let policy = Policy::from_json(
@@ -260,7 +260,7 @@ fn signature_chars(alg: Alg) {
         // is flipped above already, so elsewhere it gets one flip on every 8th character.
         let flips: &[usize] = if alg == Alg::Es256 || i + 4 >= token.len() {
             &[1, 2, 4, 8, 16, 32]
-        } else if (i - start) % 8 == 0 {
+        } else if (i - start).is_multiple_of(8) {
             &[32]
         } else {
             &[]

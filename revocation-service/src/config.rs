@@ -76,6 +76,10 @@ pub struct Config {
     pub rotation_retry_secs: u64,
     /// Whether `/metrics` needs a key with the `metrics:read` scope.
     pub metrics_require_key: bool,
+    /// Upgrade window: answer `GET /v1/denylist` requests that do not ask for a wire
+    /// format version (`?wire=2`) in version 1, for replicas built before version 2.
+    /// Off by default: version 1 carries no epoch and no creation time.
+    pub legacy_wire_v1: bool,
 }
 
 impl Default for Config {
@@ -110,6 +114,7 @@ impl Default for Config {
             key_max_live_entries: 1_000_000,
             rotation_retry_secs: 30,
             metrics_require_key: true,
+            legacy_wire_v1: false,
         }
     }
 }
@@ -181,6 +186,7 @@ impl Config {
                 "KEY_MAX_LIVE_ENTRIES" => self.key_max_live_entries = parse(k, &v)?,
                 "ROTATION_RETRY_SECS" => self.rotation_retry_secs = parse(k, &v)?,
                 "METRICS_REQUIRE_KEY" => self.metrics_require_key = parse(k, &v)?,
+                "LEGACY_WIRE_V1" => self.legacy_wire_v1 = parse(k, &v)?,
                 _ => unknown.push(k.to_string()),
             }
         }
@@ -288,6 +294,7 @@ impl std::fmt::Debug for Config {
             .field("key_max_live_entries", &self.key_max_live_entries)
             .field("rotation_retry_secs", &self.rotation_retry_secs)
             .field("metrics_require_key", &self.metrics_require_key)
+            .field("legacy_wire_v1", &self.legacy_wire_v1)
             .finish()
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{watch, Semaphore};
-use tollgate_core::wire::DenylistSigner;
+use tollgate_core::wire::{DenylistSigner, Epoch};
 
 use crate::apikeys::KeyRing;
 use crate::clock::Clock;
@@ -28,6 +28,8 @@ pub(crate) struct Context {
     pub(crate) keys: RwLock<Arc<KeyRing>>,
     /// The denylist signing key in use (replaced when its file changes).
     pub(crate) signing: RwLock<Arc<Signing>>,
+    /// This data directory's replication epoch (stamped on every snapshot and delta).
+    pub(crate) epoch: Epoch,
     pub(crate) clock: Arc<dyn Clock>,
     /// Bounds requests in flight.
     pub(crate) requests: Arc<Semaphore>,

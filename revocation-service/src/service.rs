@@ -158,14 +158,15 @@ impl App {
         // a token up to that long after its `exp` must still find it revoked.
         let prune_before = clock.now_secs().saturating_sub(config.edge_leeway_secs);
         let t0 = std::time::Instant::now();
-        let (store, live, rebuilt, open_time) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let (store, live, rebuilt, open_time, epoch) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let t = std::time::Instant::now();
             let store = Store::open_waiting(&dir)?;
             let open_time = t.elapsed();
             // sled's lock is ours now: no other process writes checkpoints here.
             checkpoint::remove_stale_temps(&dir)?;
             let (live, rebuilt) = checkpoint::rebuild(&store, &dir, prune_before)?;
-            Ok((store, live, rebuilt, open_time))
+            let epoch = store.epoch()?;
+            Ok((store, live, rebuilt, open_time, epoch))
         })
         .await
         .map_err(|e| ServiceError(format!("start-up task: {e}")))??;
@@ -211,6 +212,7 @@ impl App {
         let (drain_tx, draining) = watch::channel(false);
         let inner = Arc::new(Context {
             signing: RwLock::new(Arc::new(Signing::new(signer))),
+            epoch,
             store,
             shared,
             writer,

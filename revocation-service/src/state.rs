@@ -262,8 +262,8 @@ impl Live {
     }
 }
 
-/// A cached signed snapshot: `(seq, prune generation, bytes)`.
-pub(crate) type SnapshotCache = Mutex<Option<(u64, u64, Bytes)>>;
+/// A cached signed snapshot: `(seq, prune generation, creation time, bytes)`.
+pub(crate) type SnapshotCache = Mutex<Option<(u64, u64, u64, Bytes)>>;
 
 /// State shared by the writer, the handlers and the background tasks.
 pub(crate) struct Shared {

@@ -6,10 +6,12 @@
 //! | `idempotency` | `len u16 BE \| key_id \| idempotency_key` | seq, u64 big-endian |
 //! | `families` | `sid` | [`Family`](crate::family::Family) |
 //! | `family_tokens` | `len u16 BE \| sid \| jti` | seq that superseded the token, u64 BE |
-//! | default | `format_version`, `hash_key`, `log_floor` | meta data |
+//! | default | `format_version`, `hash_key`, `log_floor`, `epoch` | meta data |
 //!
 //! `log_floor` is the highest sequence number retention has dropped (0: none); the log
-//! holds every event after it, gap-free.
+//! holds every event after it, gap-free. `epoch` is 16 random bytes drawn once per data
+//! directory (on first open by a build that knows it); every signed snapshot and delta
+//! carries it, so replicas can tell this directory's log from any other's.
 
 use std::path::Path;
 
@@ -24,6 +26,7 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 const META_FORMAT: &[u8] = b"format_version";
 const META_HASH_KEY: &[u8] = b"hash_key";
 const META_FLOOR: &[u8] = b"log_floor";
+const META_EPOCH: &[u8] = b"epoch";
 
 /// The open database and its trees.
 #[derive(Clone)]
@@ -65,6 +68,12 @@ impl Store {
                 store.db.flush()?;
             }
         }
+        if store.db.get(META_EPOCH)?.is_none() {
+            let mut epoch = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut epoch);
+            store.db.insert(META_EPOCH, &epoch[..])?;
+            store.db.flush()?;
+        }
         Ok(store)
     }
 
@@ -88,6 +97,12 @@ impl Store {
     pub(crate) fn hash_key(&self) -> Result<[u8; 16], StoreError> {
         let v = self.db.get(META_HASH_KEY)?.ok_or_else(|| StoreError::corrupt("hash key missing"))?;
         v.as_ref().try_into().map_err(|_| StoreError::corrupt("hash key length"))
+    }
+
+    /// The replication epoch, drawn once per data directory.
+    pub(crate) fn epoch(&self) -> Result<[u8; 16], StoreError> {
+        let v = self.db.get(META_EPOCH)?.ok_or_else(|| StoreError::corrupt("epoch missing"))?;
+        v.as_ref().try_into().map_err(|_| StoreError::corrupt("epoch length"))
     }
 
     /// The highest sequence number dropped by retention.
@@ -152,6 +167,13 @@ mod tests {
         };
         let s = Store::open_waiting(dir.path()).unwrap();
         assert_eq!(s.hash_key().unwrap(), k);
+        let epoch = s.epoch().unwrap();
+        assert_ne!(epoch, [0; 16]);
+        drop(s);
+        let s = Store::open_waiting(dir.path()).unwrap();
+        assert_eq!(s.epoch().unwrap(), epoch);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(Store::open(other.path()).unwrap().epoch().unwrap(), epoch);
         s.db.insert(META_FORMAT, &9u32.to_be_bytes()[..]).unwrap();
         s.db.flush().unwrap();
         drop(s);

@@ -15,4 +15,5 @@ mod integration {
     mod replication;
     mod security;
     mod slow;
+    mod upgrade;
 }

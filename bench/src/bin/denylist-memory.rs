@@ -8,7 +8,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tollgate_bench::{lists, report};
-use tollgate_core::wire::{self, DenylistSigner};
+use tollgate_core::wire::{self, DenylistSigner, Stamp};
+
+/// The epoch and creation time every measured snapshot carries.
+const STAMP: Stamp = Stamp { epoch: *b"bench-epoch-0001", created: 1_763_800_000 };
 
 /// The system allocator, counting live and peak bytes requested.
 struct Counting;
@@ -70,7 +73,7 @@ fn main() -> std::io::Result<()> {
         let inserted = live() - before;
         let peak = PEAK.load(Ordering::Relaxed) - before;
 
-        let bytes = wire::encode_snapshot(&list, &signer);
+        let bytes = wire::encode_snapshot(&list, STAMP, &signer);
         let before = live();
         let decoded = wire::decode_snapshot(&bytes, &key).expect("own snapshot decodes");
         let from_snapshot = live() - before;

@@ -1,7 +1,7 @@
 //! The verify measurement as a plain timing loop, built for `wasm32-wasip1` and run
 //! under Node's `node:wasi` (`run.mjs`), and built natively for the comparison:
-//! ES256 and RS256-2048, raw pure-Rust signature checks (the crates core uses and
-//! their next releases, p256 0.14 / rsa 0.10) and full `Verifier` paths.
+//! ES256 and RS256-2048, raw pure-Rust signature checks (the crates core uses,
+//! p256 0.14 / rsa 0.10) and full `Verifier` paths.
 //! The cases of each algorithm run interleaved (one batch of each per round). One JSON
 //! line per case on stdout. `BENCH_QUICK=1` shortens the budget.
 
@@ -31,33 +31,16 @@ fn main() {
             }
             PublicKey::Rsa { n, e } => {
                 use sha2::{Digest, Sha256};
-                let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(e))
-                    .expect("fixture key");
+                let key = rsa::PublicKey::new(
+                    rsa::BoxedUint::from_be_slice_vartime(n),
+                    rsa::BoxedUint::from_be_slice_vartime(e),
+                )
+                .expect("fixture key");
                 let sig = f.signature.clone();
                 Box::new(move || key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&msg), &sig).is_ok())
             }
         };
-        let next: Box<dyn FnMut() -> bool + '_> = match &f.public {
-            PublicKey::P256 { sec1 } => {
-                use p256_014::ecdsa::signature::Verifier as _;
-                let key = p256_014::ecdsa::VerifyingKey::from_sec1_bytes(sec1).expect("fixture key");
-                let (msg, sig) = (f.signing_input(), f.signature.clone());
-                Box::new(move || {
-                    p256_014::ecdsa::Signature::from_slice(&sig).is_ok_and(|s| key.verify(msg, &s).is_ok())
-                })
-            }
-            PublicKey::Rsa { n, e } => {
-                use rsa_010::sha2::{Digest, Sha256};
-                let key = rsa_010::RsaPublicKey::new(
-                    rsa_010::BoxedUint::from_be_slice_vartime(n),
-                    rsa_010::BoxedUint::from_be_slice_vartime(e),
-                )
-                .expect("fixture key");
-                let (msg, sig) = (f.signing_input(), f.signature.clone());
-                Box::new(move || key.verify(rsa_010::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg), &sig).is_ok())
-            }
-        };
-        let mut cases: Vec<Case<'_>> = vec![("raw/rustcrypto-core", raw), ("raw/rustcrypto-next", next)];
+        let mut cases: Vec<Case<'_>> = vec![("raw/rustcrypto-core", raw)];
         for (name, work) in cases.iter_mut() {
             assert!(work(), "{name} rejects the fixture");
         }

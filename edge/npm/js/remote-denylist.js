@@ -24,6 +24,10 @@
 import { Denylist } from '../wasm/tollgate_wasm.js';
 import { TollgateError } from './errors.js';
 
+// The replication wire format version asked for: during an upgrade window the service
+// answers replicas that do not ask (built before version 2) in version 1.
+const WIRE = 2;
+
 export class RemoteDenylist {
   #base;
   #token;
@@ -163,7 +167,7 @@ export class RemoteDenylist {
 
   async #snapshot(signal) {
     const key = await this.#key(signal);
-    const res = await this.#get('/v1/denylist', signal);
+    const res = await this.#get(`/v1/denylist?wire=${WIRE}`, signal);
     if (!res.ok) throw await httpError(res, 'snapshot');
     const bytes = new Uint8Array(await res.arrayBuffer());
     try {
@@ -178,7 +182,7 @@ export class RemoteDenylist {
 
   async #delta(waitSeconds, signal) {
     const key = await this.#key(signal);
-    const res = await this.#get(`/v1/denylist?since=${this.seq}&wait=${waitSeconds}`, signal);
+    const res = await this.#get(`/v1/denylist?since=${this.seq}&wait=${waitSeconds}&wire=${WIRE}`, signal);
     if (res.status === 410) {
       await res.body?.cancel();
       return this.#snapshot(signal);

@@ -132,7 +132,7 @@ pub(crate) fn p256_key(json: &str) -> Result<tollgate_core::jwk::P256Key, Bindin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_core::wire::{self, Delta, DeltaEvent, DenylistSigner};
+    use tollgate_core::wire::{self, Delta, DeltaEvent, DenylistSigner, Stamp};
     use tollgate_core::Entry;
 
     #[test]
@@ -144,9 +144,10 @@ mod tests {
         service.insert(EntryKind::Sid, None, "s1", 2_000_000_000);
         service.set_seq(3);
         let mut d = Denylist::new();
-        d.inner.apply_snapshot(&wire::encode_snapshot(&service, &signer), &key).unwrap();
+        d.inner.apply_snapshot(&wire::encode_snapshot(&service, Stamp::default(), &signer), &key).unwrap();
         assert_eq!((d.seq(), d.size()), (3.0, 1));
         let delta = Delta {
+            stamp: Stamp::default(),
             from: 3,
             to: 4,
             events: vec![DeltaEvent {
@@ -158,7 +159,9 @@ mod tests {
         assert!(d.core().contains_jti(None, "j"));
         // Another key's signature is refused, with a stable code.
         let other = DenylistSigner::from_secret(&[6; 32]).unwrap();
-        let e = BindingError::from(d.inner.apply_snapshot(&wire::encode_snapshot(&service, &other), &key).unwrap_err());
+        let e = BindingError::from(
+            d.inner.apply_snapshot(&wire::encode_snapshot(&service, Stamp::default(), &other), &key).unwrap_err(),
+        );
         assert_eq!(e.code(), "DENYLIST_SIGNATURE");
     }
 

@@ -37,7 +37,7 @@ mod test_tokens {
     }
 
     pub(crate) fn es256_jwks() -> String {
-        let point = key().verifying_key().to_encoded_point(false);
+        let point = key().verifying_key().to_sec1_point(false);
         let (x, y) = (b64::encode(&point.as_bytes()[1..33]), b64::encode(&point.as_bytes()[33..]));
         format!(r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","x":"{x}","y":"{y}"}}]}}"#)
     }

@@ -9,8 +9,9 @@
 //!   input and the signature; `finish` re-runs the cheap pre-signature steps on the
 //!   same token, takes the index of the key that verified, and completes the checks.
 //!
-//! Claims cross to JS as JSON text (one string copy, then `JSON.parse`), which is
-//! faster and smaller than building JS objects field by field from Rust.
+//! Claims cross to JS as JSON text — the payload's own JSON, as signed (one string
+//! copy, then `JSON.parse`) — which is faster and smaller than building JS objects
+//! field by field from Rust.
 
 use js_sys::{Array, Uint32Array, Uint8Array};
 use tollgate_core::cache::{Fingerprint, TokenCache};
@@ -36,10 +37,9 @@ pub struct CoreVerifier {
 /// One cached verification.
 #[derive(Debug, Clone)]
 struct Entry {
-    /// The verified claims, for re-checking time and the denylist.
+    /// The verified claims, for re-checking time and the denylist; their JSON text is
+    /// what goes back to JS on a hit.
     claims: Claims,
-    /// The same claims as JSON text, handed back to JS on a hit.
-    json: String,
 }
 
 #[wasm_bindgen]
@@ -96,8 +96,8 @@ impl CoreVerifier {
     #[wasm_bindgen(js_name = unknownKid)]
     pub fn unknown_kid(&self, token: &str) -> Option<String> {
         let parsed = tollgate_core::UnverifiedToken::parse(token, self.inner.policy().max_token_bytes).ok()?;
-        let kid = parsed.header().kid.as_ref()?;
-        (!self.inner.jwks().has_kid(kid)).then(|| kid.clone())
+        let kid = parsed.header().kid()?;
+        (!self.inner.jwks().has_kid(kid)).then(|| kid.to_owned())
     }
 
     /// Gives the verified-token cache its secret hash key (16 random bytes) if it has
@@ -155,7 +155,7 @@ impl CoreVerifier {
         let fp: Fingerprint = self.cache.fingerprint(token)?;
         let entry = self.cache.get(&fp)?;
         match self.inner.recheck(&entry.claims, now, Some(denylist.core())) {
-            Ok(()) => Some(Ok(entry.json.clone())),
+            Ok(()) => Some(Ok(entry.claims.json().to_owned())),
             Err(e) => {
                 if e.reason() == tollgate_core::Reason::Expired {
                     self.cache.remove(&fp);
@@ -165,21 +165,15 @@ impl CoreVerifier {
         }
     }
 
-    /// Serialises verified claims and caches them.
+    /// Caches verified claims; their JSON text (the payload as signed) for JS.
     fn remember(&mut self, token: &str, claims: Claims, now: i64) -> Result<String, BindingError> {
-        let Some(fp) = self.cache.fingerprint(token) else {
-            return claims_json(claims.into_map());
-        };
-        let json = claims_json(claims.clone().into_map())?;
-        let exp = claims.exp();
-        self.cache.insert(fp, Entry { claims, json: json.clone() }, exp, now);
+        let json = claims.json().to_owned();
+        if let Some(fp) = self.cache.fingerprint(token) {
+            let exp = claims.exp();
+            self.cache.insert(fp, Entry { claims }, exp, now);
+        }
         Ok(json)
     }
-}
-
-fn claims_json(map: serde_json::Map<String, serde_json::Value>) -> Result<String, BindingError> {
-    // A map of JSON values that came from JSON always serialises.
-    serde_json::to_string(&map).map_err(|_| BindingError::Argument("claims cannot be serialised"))
 }
 
 /// Whether candidate `i` can take a signature of this length (WebCrypto implementations

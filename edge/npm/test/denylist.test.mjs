@@ -174,7 +174,7 @@ describe('RemoteDenylist (stand-in service)', () => {
     await remote.sync();
     const asked = svc.state.requests.slice(before);
     assert.match(asked[0], /since=/);
-    assert.equal(asked[1], '/v1/denylist', 'a snapshot after 410');
+    assert.equal(asked[1], '/v1/denylist?wire=2', 'a snapshot after 410 (wire format 2)');
   });
 
   it('stale under fail-closed refuses; fail-open verifies; errors are reported', async () => {

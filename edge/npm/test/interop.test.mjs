@@ -28,6 +28,13 @@ function b64url(s) {
   return Buffer.from(s).toString('base64url');
 }
 
+/** A value that makes the object holding it `levels` deep (that object counting as one). */
+function nested(levels) {
+  let v = [];
+  for (let i = 2; i < levels; i++) v = [v];
+  return v;
+}
+
 before(async () => {
   es = await keyPair('ES256', 'es-1');
   rs = await keyPair('RS256', 'rs-1');
@@ -59,6 +66,11 @@ before(async () => {
   add('jose/es256/revoked-jti', await sign(es, { ...base, jti: 'gone' }), 'revoked', { denylist: { jti: ['gone'] } });
   add('jose/rs256/revoked-sid', await sign(rs, { ...base, sid: 's-9' }), 'revoked', { denylist: { sid: ['s-9'] } });
   add('jose/es256/revoked-subject', await sign(es, { ...base }), 'revoked', { denylist: { sub_before: { 'user-1': NOW } } });
+  // Nesting: up to 128 levels in claims and header (the object itself counting as one).
+  add('jose/es256/claims-nested-100', await sign(es, { ...base, deep: nested(100) }), 'accept');
+  add('jose/es256/claims-nested-129', await sign(es, { ...base, deep: nested(129) }), 'malformed');
+  add('jose/es256/header-nested-100', await sign(es, base, { deep: nested(100) }), 'accept');
+  add('jose/es256/header-nested-129', await sign(es, base, { deep: nested(129) }), 'malformed');
 
   const good = await sign(es, base);
   const other = await sign(es, { ...base, sub: 'admin' });
@@ -105,6 +117,17 @@ describe('tokens from jose and jsonwebtoken', () => {
   it('verify with the expected verdicts through the package', async () => {
     assert.ok(cases.length >= 25);
     for (const c of cases) assert.equal(await packageVerdict(c), c.expect, c.id);
+  });
+
+  it('claims nested 100 deep verify as they do in jose and jsonwebtoken; 129 deep are malformed', async () => {
+    const deep = cases.find((c) => c.id === 'jose/es256/claims-nested-100');
+    const { payload } = await jose.jwtVerify(deep.token, es.publicKey, { currentDate: new Date(NOW * 1000) });
+    assert.deepEqual(jwt.decode(deep.token).deep, payload.deep);
+    const claims = await verifierFor(deep).verify(deep.token, { now: NOW });
+    assert.deepEqual(claims.deep, nested(100));
+    const deeper = cases.find((c) => c.id === 'jose/es256/claims-nested-129');
+    await jose.jwtVerify(deeper.token, es.publicKey, { currentDate: new Date(NOW * 1000) });
+    assert.throws(() => verifierFor(deeper).verifySync(deeper.token, { now: NOW }), (e) => e.reason === 'malformed');
   });
 
   it('claims come back as plain objects', async () => {

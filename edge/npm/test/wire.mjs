@@ -59,10 +59,20 @@ async function signed(key, w) {
   return out;
 }
 
-/** An empty snapshot at `seq`. */
-export function snapshot(key, seq) {
+/** The service's epoch and creation time stamped on every message, unless given. */
+export const EPOCH = new Uint8Array(16).fill(0xe1);
+export const CREATED = 1_800_000_000; // helpers.mjs NOW, the tests' fixed clock
+
+function stamp(w, { epoch = EPOCH, created = CREATED } = {}) {
+  w.bytes(epoch);
+  w.u64(created);
+}
+
+/** An empty snapshot at `seq` (wire format version 2); `opts`: `{ epoch, created }`. */
+export function snapshot(key, seq, opts) {
   const w = new Writer();
-  w.bytes([0x54, 0x47, 0x53, 0x01]); // "TGS\x01"
+  w.bytes([0x54, 0x47, 0x53, 0x02]); // "TGS\x02"
+  stamp(w, opts);
   w.u64(seq);
   w.bytes(new Uint8Array(16).fill(7)); // hash key
   w.u32(0);
@@ -72,11 +82,13 @@ export function snapshot(key, seq) {
 }
 
 /**
- * A delta `(from, to]` with events `{ seq, kind: 'jti'|'sid'|'sub', id, exp, iss?, before? }`.
+ * A delta `(from, to]` with events `{ seq, kind: 'jti'|'sid'|'sub', id, exp, iss?, before? }`
+ * (wire format version 2); `opts`: `{ epoch, created }`.
  */
-export function delta(key, from, to, events) {
+export function delta(key, from, to, events, opts) {
   const w = new Writer();
-  w.bytes([0x54, 0x47, 0x44, 0x01]); // "TGD\x01"
+  w.bytes([0x54, 0x47, 0x44, 0x02]); // "TGD\x02"
+  stamp(w, opts);
   w.u64(from);
   w.u64(to);
   w.u32(events.length);

@@ -115,8 +115,8 @@ impl Rule {
         }
         let roles = roles(claims);
         let scopes = scopes(claims);
-        let any = |need: &[String], have: &[&str]| need.is_empty() || need.iter().any(|n| have.contains(&n.as_str()));
-        let all = |need: &[String], have: &[&str]| need.iter().all(|n| have.contains(&n.as_str()));
+        let any = |need: &[String], have: &[String]| need.is_empty() || need.iter().any(|n| have.contains(n));
+        let all = |need: &[String], have: &[String]| need.iter().all(|n| have.contains(n));
         any(&self.roles_any, &roles)
             && all(&self.roles_all, &roles)
             && any(&self.scopes_any, &scopes)
@@ -261,26 +261,33 @@ fn check_rule_path(rule: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn roles(claims: &Claims) -> Vec<&str> {
+fn strings(a: Vec<Value>) -> impl Iterator<Item = String> {
+    a.into_iter().filter_map(|v| match v {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+fn roles(claims: &Claims) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(Value::String(r)) = claims.get("role") {
-        out.push(r.as_str());
+        out.push(r);
     }
     match claims.get("roles") {
-        Some(Value::String(r)) => out.push(r.as_str()),
-        Some(Value::Array(a)) => out.extend(a.iter().filter_map(Value::as_str)),
+        Some(Value::String(r)) => out.push(r),
+        Some(Value::Array(a)) => out.extend(strings(a)),
         _ => {}
     }
     out
 }
 
-fn scopes(claims: &Claims) -> Vec<&str> {
+fn scopes(claims: &Claims) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(Value::String(s)) = claims.get("scope") {
-        out.extend(s.split(' ').filter(|x| !x.is_empty()));
+        out.extend(s.split(' ').filter(|x| !x.is_empty()).map(String::from));
     }
     if let Some(Value::Array(a)) = claims.get("scp") {
-        out.extend(a.iter().filter_map(Value::as_str));
+        out.extend(strings(a));
     }
     out
 }

@@ -10,7 +10,7 @@ fn signing_key() -> SigningKey {
 
 /// The JWKS (one key, `kid` "t") that verifies [`token`].
 pub(crate) fn jwks_json() -> String {
-    let point = signing_key().verifying_key().to_encoded_point(false);
+    let point = signing_key().verifying_key().to_sec1_point(false);
     let (x, y) = (point.x().expect("affine"), point.y().expect("affine"));
     format!(r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"t","x":"{}","y":"{}"}}]}}"#, b64::encode(x), b64::encode(y))
 }

@@ -53,7 +53,7 @@ pub async fn verify_cold(
     if !set.issuer_allowed(v.key_index, v.claims.iss()) {
         return Err(Error::Claims(tollgate_core::error::ClaimsError::Issuer));
     }
-    if refuse_refresh_typ && v.header.typ.as_deref().is_some_and(is_refresh_typ) {
+    if refuse_refresh_typ && v.header.typ().is_some_and(is_refresh_typ) {
         return Err(Error::Header(tollgate_core::error::HeaderError::Type));
     }
     // X-Tollgate-Claims is the token's own payload segment: the claims' JSON exactly as
@@ -74,7 +74,7 @@ pub fn is_refresh_typ(typ: &str) -> bool {
 /// can refetching the JWKS help.
 pub fn kid_is_unknown(set: &KeySet, token: &str) -> bool {
     match UnverifiedToken::parse(token, set.verifier.policy().max_token_bytes) {
-        Ok(t) => t.header().kid.as_deref().is_none_or(|kid| !set.verifier.jwks().has_kid(kid)),
+        Ok(t) => t.header().kid().is_none_or(|kid| !set.verifier.jwks().has_kid(kid)),
         Err(_) => false,
     }
 }

@@ -14,9 +14,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent};
+use tollgate_core::wire::{encode_delta, encode_snapshot, v1, Delta, DeltaEvent};
 use tollgate_core::{Entry, EntryKind};
-use tollgate_fuzz_harness::{base_replica, jwks_document, wire_signer, AUD, FUZZ_KID, ISS, NOW};
+use tollgate_fuzz_harness::{base_replica, jwks_document, wire_signer, AUD, FUZZ_KID, ISS, NOW, STAMP};
 
 /// Conformance cases whose tokens seed `verify` (a spread of verdicts and reasons).
 const TOKEN_CASES: &[&str] = &[
@@ -89,12 +89,13 @@ fn main() {
     let dir = fresh(&fuzz.join("corpus/wire"));
     let signer = wire_signer();
     let mut list = base_replica();
-    let snapshot = encode_snapshot(&list, &signer);
+    let snapshot = encode_snapshot(&list, STAMP, &signer);
     let ev = |seq: u64, kind: EntryKind, iss: Option<&str>, id: &str| DeltaEvent {
         seq,
         entry: Entry { kind, iss: iss.map(String::from), id: id.into(), exp: 1000 + seq },
     };
     let delta = Delta {
+        stamp: STAMP,
         from: 5,
         to: 9,
         events: vec![
@@ -105,9 +106,14 @@ fn main() {
     };
     let delta_bytes = encode_delta(&delta, &signer);
     list.apply_decoded_delta(&delta).unwrap_or_else(|e| panic!("{e}"));
-    let later = encode_snapshot(&list, &signer);
-    let gap = encode_delta(&Delta { from: 7, to: 8, events: vec![ev(8, EntryKind::Jti, None, "x")] }, &signer);
-    let behind = encode_delta(&Delta { from: 1, to: 3, events: vec![] }, &signer);
+    let later = encode_snapshot(&list, STAMP, &signer);
+    let gap =
+        encode_delta(&Delta { stamp: STAMP, from: 7, to: 8, events: vec![ev(8, EntryKind::Jti, None, "x")] }, &signer);
+    let behind = encode_delta(&Delta { stamp: STAMP, from: 1, to: 3, events: vec![] }, &signer);
+    // Version 1, as served to old replicas during an upgrade window.
+    let entries = [delta.events[0].entry.clone(), delta.events[1].entry.clone()];
+    let v1_snapshot = v1::encode_snapshot(*list.hash_key(), 5, &entries, &signer);
+    let v1_delta = v1::encode_delta(&delta, &signer);
     let body = |m: &[u8]| m[..m.len() - 64].to_vec();
     for (name, msg) in [
         ("snapshot", &snapshot),
@@ -115,6 +121,8 @@ fn main() {
         ("delta", &delta_bytes),
         ("delta-gap", &gap),
         ("delta-behind", &behind),
+        ("v1-snapshot", &v1_snapshot),
+        ("v1-delta", &v1_delta),
     ] {
         total += write(&dir, &format!("signed-{name}"), &[&[0], msg]);
         total += write(&dir, &format!("body-{name}"), &[&[1], &body(msg)]);

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use p256::ecdsa::signature::Signer;
 use serde_json::json;
 use tollgate_core::signature::{Ring, RustCrypto, SignatureBackend};
-use tollgate_core::wire::{decode_delta, decode_snapshot, encode_delta, encode_snapshot, DenylistSigner};
+use tollgate_core::wire::{decode_delta, decode_snapshot, encode_delta, encode_snapshot, v1, DenylistSigner, Stamp};
 use tollgate_core::{b64, Denylist, EntryKind, Error, Jwk, Jwks, Policy, VerifiedToken, Verifier};
 
 /// The verifier's clock: inside the conformance tokens' validity.
@@ -57,7 +57,7 @@ pub fn policy() -> Policy {
 /// The fixed JWKS: the conformance EC and RSA keys plus the harness's EC key.
 pub fn jwks_document() -> serde_json::Value {
     let mut doc: serde_json::Value = serde_json::from_str(CONFORMANCE_JWKS).unwrap_or_else(|e| panic!("{e}"));
-    let p = fuzz_signing_key().verifying_key().to_encoded_point(false);
+    let p = fuzz_signing_key().verifying_key().to_sec1_point(false);
     let (x, y) = (p.x().map(|x| b64::encode(x)), p.y().map(|y| b64::encode(y)));
     let key = json!({"kty": "EC", "crv": "P-256", "kid": FUZZ_KID, "alg": "ES256", "x": x, "y": y});
     if let Some(keys) = doc["keys"].as_array_mut() {
@@ -190,6 +190,9 @@ pub fn jwks(data: &[u8]) {
     }
 }
 
+/// The epoch and creation time the wire target's messages carry.
+pub const STAMP: Stamp = Stamp { epoch: *b"fuzz-epoch-00001", created: NOW as u64 };
+
 /// A replica at sequence 5 with a few entries, as the wire target's starting point.
 pub fn base_replica() -> Denylist {
     let mut d = Denylist::new(*b"fuzz-replica-key");
@@ -217,13 +220,15 @@ pub fn wire(data: &[u8]) {
     // and `apply_*` (decode, then the sequence checks) only runs on what decoded: a
     // message that does not decode is already known to leave a replica alone.
     let (snapshot, delta) = match bytes.get(..4) {
-        Some(b"TGS\x01") => (true, false),
-        Some(b"TGD\x01") => (false, true),
+        Some(b"TGS\x02") => (true, false),
+        Some(b"TGD\x02") => (false, true),
+        Some(b"TGS\x01") => return legacy(&bytes, pk, signer, true),
+        Some(b"TGD\x01") => return legacy(&bytes, pk, signer, false),
         _ => (mode & 2 == 0, mode & 2 != 0),
     };
     let base = base_replica();
     if let Some(list) = snapshot.then(|| decode_snapshot(&bytes, pk).ok()).flatten() {
-        let again = decode_snapshot(&encode_snapshot(&list, signer), pk).unwrap_or_else(|e| panic!("{e}"));
+        let again = decode_snapshot(&encode_snapshot(&list, STAMP, signer), pk).unwrap_or_else(|e| panic!("{e}"));
         assert!(again.same_entries(&list), "snapshot does not round-trip");
         let mut r = base.clone();
         match r.apply_snapshot(&bytes, pk) {
@@ -247,6 +252,22 @@ pub fn wire(data: &[u8]) {
             }
             Err(_) => assert!(r.same_entries(&base), "a refused delta changed the replica"),
         }
+    }
+}
+
+/// A version-1 message (what the service serves old replicas during an upgrade): the
+/// version-2 decoders refuse it as an unsupported version and leave a replica alone;
+/// the version-1 decoders (kept for that window) re-encode what they accept.
+fn legacy(bytes: &[u8], pk: &tollgate_core::jwk::P256Key, signer: &DenylistSigner, snapshot: bool) {
+    let base = base_replica();
+    let mut r = base.clone();
+    let refused = if snapshot { r.apply_snapshot(bytes, pk).err() } else { r.apply_delta(bytes, pk).err() };
+    assert_eq!(refused, Some(tollgate_core::WireError::UnsupportedVersion { found: 1 }));
+    assert!(r.same_entries(&base));
+    if snapshot {
+        let _ = v1::decode_snapshot(bytes, pk);
+    } else if let Ok(d) = v1::decode_delta(bytes, pk) {
+        assert_eq!(v1::decode_delta(&v1::encode_delta(&d, signer), pk).unwrap_or_else(|e| panic!("{e}")), d);
     }
 }
 

@@ -1,5 +1,10 @@
 //! `GET /v1/denylist` (signed snapshot, or delta with `since`, long-polling with
 //! `wait`) and `GET /v1/denylist/key`.
+//!
+//! Wire format: version 2 (epoch and creation time under the signature) for `wire=2`,
+//! and for requests without `wire` unless `legacy_wire_v1` is on; then those get
+//! version 1, for replicas built before version 2, during an upgrade (service first,
+//! then edges; see `tollgate_core::wire`). `wire=1` without `legacy_wire_v1` is 400.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent};
+use tollgate_core::wire::{encode_delta, encode_snapshot, v1, Delta, DeltaEvent, Stamp};
 use tollgate_core::EntryKind;
 
 use super::request::{authorize, parse_query, wants_json, RequestSlot};
@@ -46,13 +51,42 @@ pub(super) async fn get_denylist(
 ) -> Result<Response, ApiError> {
     authorize(&st, &headers, Scope::DenylistRead)?;
     signing_ok(&st)?;
-    let p = parse_query(q.as_deref(), &["since", "wait"])?;
+    let p = parse_query(q.as_deref(), &["since", "wait", "wire"])?;
     let json = wants_json(&headers);
+    let wire = match (p[2], st.config.legacy_wire_v1) {
+        (Some(2), _) | (None, false) => Wire::V2,
+        (Some(1), true) | (None, true) => Wire::V1,
+        (Some(v), _) => {
+            return Err(ApiError::bad_request(
+                "unsupported_wire_version",
+                format!(
+                    "wire format version {v} is not served here (2{})",
+                    if st.config.legacy_wire_v1 { " or 1" } else { "" }
+                ),
+            ))
+        }
+    };
     match (p[0], p[1]) {
         (None, Some(_)) => Err(ApiError::bad_request("invalid_query", "wait needs since")),
-        (None, None) => snapshot(st, &headers, json).await,
-        (Some(since), wait) => delta(st, &slot, since, wait.unwrap_or(0), json).await,
+        (None, None) => snapshot(st, &headers, json, wire).await,
+        (Some(since), wait) => delta(st, &slot, since, wait.unwrap_or(0), json, wire).await,
     }
+}
+
+/// The wire format version of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    V1,
+    V2,
+}
+
+/// A signed snapshot is served from the cache for at most this long: replicas refuse
+/// messages older than their staleness bound, so a cached one is re-signed with a
+/// fresh creation time well before that.
+const SNAPSHOT_REUSE_SECS: u64 = 1;
+
+fn stamp(st: &AppState) -> Stamp {
+    Stamp { epoch: st.epoch, created: st.clock.now_secs() }
 }
 
 fn seq_headers(resp: &mut Response, seq: u64, etag: bool) {
@@ -68,7 +102,7 @@ fn seq_headers(resp: &mut Response, seq: u64, etag: bool) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
-async fn snapshot(st: AppState, headers: &HeaderMap, json: bool) -> Result<Response, ApiError> {
+async fn snapshot(st: AppState, headers: &HeaderMap, json: bool, wire: Wire) -> Result<Response, ApiError> {
     let head = st.shared.head();
     let etag = format!("\"{head}\"");
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
@@ -83,15 +117,32 @@ async fn snapshot(st: AppState, headers: &HeaderMap, json: bool) -> Result<Respo
             let v = live.to_json(inner.config.max_json_entries);
             return (live.denylist.seq(), Bytes::from(serde_json::to_vec(&v).unwrap_or_default()), "application/json");
         }
+        if wire == Wire::V1 {
+            let live = inner.shared.read();
+            let entries = live.ids.to_entries();
+            let key = *live.denylist.hash_key();
+            let b = v1::encode_snapshot(
+                key,
+                live.denylist.seq(),
+                entries.iter().map(|(_, e, _)| e),
+                &inner.signing().signer,
+            );
+            return (live.denylist.seq(), Bytes::from(b), SNAPSHOT_TYPE);
+        }
         let gen = inner.shared.prune_gen.load(Ordering::SeqCst);
         let mut cache = inner.shared.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let live = inner.shared.read();
         let seq = live.denylist.seq();
+        let stamp = stamp(&inner);
         let bytes = match &*cache {
-            Some((s, g, b)) if *s == seq && *g == gen => b.clone(),
+            Some((s, g, created, b))
+                if *s == seq && *g == gen && stamp.created.saturating_sub(*created) < SNAPSHOT_REUSE_SECS =>
+            {
+                b.clone()
+            }
             _ => {
-                let b = Bytes::from(encode_snapshot(&live.denylist, &inner.signing().signer));
-                *cache = Some((seq, gen, b.clone()));
+                let b = Bytes::from(encode_snapshot(&live.denylist, stamp, &inner.signing().signer));
+                *cache = Some((seq, gen, stamp.created, b.clone()));
                 b
             }
         };
@@ -120,7 +171,14 @@ fn gone(detail: String) -> ApiError {
 
 /// A delta after `since`; with nothing to send yet and `wait` > 0, parks until the
 /// head moves (holding a replica slot in place of the request's `slot`).
-async fn delta(st: AppState, slot: &RequestSlot, since: u64, wait: u64, json: bool) -> Result<Response, ApiError> {
+async fn delta(
+    st: AppState,
+    slot: &RequestSlot,
+    since: u64,
+    wait: u64,
+    json: bool,
+    wire: Wire,
+) -> Result<Response, ApiError> {
     let mut head_rx = st.shared.head.subscribe();
     let mut head = *head_rx.borrow_and_update();
     if since > head {
@@ -170,7 +228,11 @@ async fn delta(st: AppState, slot: &RequestSlot, since: u64, wait: u64, json: bo
         Json(json!({"from": d.from, "to": d.to, "events": events})).into_response()
     } else {
         signing_ok(&st)?;
-        let bytes = encode_delta(&d, &st.signing().signer);
+        let signing = st.signing();
+        let bytes = match wire {
+            Wire::V2 => encode_delta(&Delta { stamp: stamp(&st), ..d }, &signing.signer),
+            Wire::V1 => v1::encode_delta(&d, &signing.signer),
+        };
         ([(header::CONTENT_TYPE, DELTA_TYPE)], bytes).into_response()
     };
     seq_headers(&mut r, to, false);
@@ -204,5 +266,5 @@ fn read_delta(st: &AppState, since: u64, head: u64) -> Result<Delta, ApiError> {
     if since < floor || (to < head && scanned < max) {
         return Err(gone(format!("events after {since} are no longer retained (floor {floor}); take a snapshot")));
     }
-    Ok(Delta { from: since, to, events })
+    Ok(Delta { stamp: Stamp::default(), from: since, to, events })
 }

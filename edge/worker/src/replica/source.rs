@@ -10,6 +10,9 @@ use crate::platform::{fetch_all, get_request};
 
 /// Largest snapshot or delta accepted, bytes (a 1M-entry snapshot is about 12 MB).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// The wire format version asked for (the service answers older replicas, which do
+/// not ask, in version 1 during an upgrade window).
+const WIRE: u8 = tollgate_core::wire::VERSION;
 
 /// What a source answers to a request for the delta after a sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +67,7 @@ impl Source for HttpSource {
     }
 
     async fn snapshot(&self, timeout_ms: u64) -> Result<Vec<u8>, FetchError> {
-        let url = format!("{}/v1/denylist", self.url);
+        let url = format!("{}/v1/denylist?wire={WIRE}", self.url);
         let got = fetch_all(&self.request(&url)?, timeout_ms, MAX_MESSAGE_BYTES).await?;
         match got.status {
             200 => Ok(got.body),
@@ -73,7 +76,7 @@ impl Source for HttpSource {
     }
 
     async fn delta(&self, since: u64, wait_seconds: u64, timeout_ms: u64) -> Result<Delta, FetchError> {
-        let url = format!("{}/v1/denylist?since={since}&wait={wait_seconds}", self.url);
+        let url = format!("{}/v1/denylist?since={since}&wait={wait_seconds}&wire={WIRE}", self.url);
         let got = fetch_all(&self.request(&url)?, timeout_ms, MAX_MESSAGE_BYTES).await?;
         match got.status {
             200 => Ok(Delta::Message(got.body)),
