@@ -5,7 +5,7 @@
 # then runs, bounded:
 #   auth/social-test/social.test.mjs   two local OpenID providers (Google- and Kakao-shaped)
 #   auth/social-test/browser.test.mjs  the page in headless Chromium through the Worker
-# Screenshots of the key steps go to docs/social-*.png (TOLLGATE_SCREENSHOTS=0: none).
+# TOLLGATE_SCREENSHOTS=1 saves screenshots of the key steps to docs/social-*.png.
 #   auth/social.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

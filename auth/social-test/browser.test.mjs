@@ -20,7 +20,7 @@ const SHOTS = path.join(ROOT, 'docs');
 const PASSWORD = 'correct horse battery staple';
 const ORIGIN_SECRET = `social-browser-origin-secret-${randomUUID()}`;
 let svc; let auth; let kakao; let worker; let browser; let page;
-const shots = process.env.TOLLGATE_SCREENSHOTS !== '0';
+const shots = process.env.TOLLGATE_SCREENSHOTS === '1';
 
 async function shot(p, name) {
   if (shots) await p.screenshot({ path: path.join(SHOTS, name), fullPage: true });
