@@ -5,7 +5,8 @@
 # one line per step: register → login → profile (200) → refresh → logout → the same
 # access token refused at the edge (401 revoked, with the measured propagation) → log
 # in again → a stolen refresh token replayed → reuse detected → that session's access
-# tokens refused at the edge. Stops everything it started. Loopback only; every wait
+# tokens refused at the edge → "Sign in with Kakao" (a local OpenID provider shaped
+# like Kakao) → callback → profile 200 through the edge. Stops everything it started. Loopback only; every wait
 # has a deadline. Installs what it needs (scripts/tools.sh), idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,11 +17,20 @@ ensure_node22
 ensure_wrangler
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 
-log "building tollgate-auth, tollgate-revocation and the Worker"
-cargo build --release -q -p tollgate-auth -p tollgate-revocation
+# TOLLGATE_DEMO_PROFILE=debug uses debug binaries (quicker to build while developing).
+profile="${TOLLGATE_DEMO_PROFILE:-release}"
+log "building tollgate-auth, tollgate-revocation ($profile) and the Worker"
+if [ "$profile" = release ]; then
+  cargo build --release -q -p tollgate-auth -p tollgate-revocation
+else
+  cargo build -q -p tollgate-auth -p tollgate-revocation
+fi
 edge/worker/build.sh >/dev/null 2>&1 || edge/worker/build.sh
-auth_bin="$CARGO_TARGET_DIR/release/tollgate-auth"
-svc_bin="$CARGO_TARGET_DIR/release/tollgate-revocation"
+if [ ! -d auth/social-test/node_modules/oidc-provider ] || [ auth/social-test/package-lock.json -nt auth/social-test/node_modules/.package-lock.json ]; then
+  (cd auth/social-test && PATH="$(dirname "$NODE22"):$PATH" npm ci --no-audit --no-fund --silent)
+fi
+auth_bin="$CARGO_TARGET_DIR/$profile/tollgate-auth"
+svc_bin="$CARGO_TARGET_DIR/$profile/tollgate-revocation"
 
 work=$(mktemp -d -t tollgate-demo-XXXXXX)
 pids=()
@@ -66,7 +76,16 @@ spawn "$work/revocation.log" "$svc_bin" serve --data-dir "$work/revocation" --li
 wait_for 20 curl -sf "$svc/healthz"
 say "1. revocation service up" "$svc"
 
-# 2. The login service (SQLite in the data directory).
+# 2. A local OpenID provider standing in for Kakao (oidc-provider: client_secret_post,
+#    numeric sub, PKCE required), then the login service (SQLite in the data directory)
+#    with it as its `kakao` provider. The browser sees everything through the Worker.
+worker_port=$(free_port)
+worker="http://127.0.0.1:$worker_port"
+kakao_secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+spawn "$work/kakao.log" "$NODE22" auth/social-test/provider-cli.mjs kakao demo-kakao "$kakao_secret" \
+  "$worker/auth/kakao/callback" 4242424242 kakao.user@example.test
+wait_for 20 grep -q '^http://' "$work/kakao.log"
+kakao=$(grep -m1 '^http://' "$work/kakao.log")
 auth_port=$(free_port)
 auth="http://127.0.0.1:$auth_port"
 # The Worker signs an X-Tollgate-Assertion for every request it forwards (HS256 with this
@@ -75,16 +94,16 @@ auth="http://127.0.0.1:$auth_port"
 origin_secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 spawn "$work/auth.log" env TOLLGATE_AUTH_REVOCATION_URL="$svc" TOLLGATE_AUTH_REVOCATION_TOKEN="$write_key" \
   TOLLGATE_AUTH_EDGE_ASSERTION_SECRETS="[\"$origin_secret\"]" TOLLGATE_AUTH_EDGE_ASSERTION_AUDIENCE="$auth" \
-  "$auth_bin" serve --data-dir "$work/auth" --listen "127.0.0.1:$auth_port"
+  TOLLGATE_AUTH_PUBLIC_URL="$worker" \
+  TOLLGATE_AUTH_PROVIDERS="{ kakao = { preset = \"kakao\", issuer = \"$kakao\", client_id = \"demo-kakao\", client_secret = \"$kakao_secret\" } }" \
+  "$auth_bin" serve --data-dir "$work/auth" --listen "127.0.0.1:$auth_port" --insecure-dev-cookies
 wait_for 20 curl -sf "$auth/readyz"
 kid=$(curl -s "$auth/.well-known/jwks.json" | json keys | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["kid"][:10])')
-say "2. login service up (SQLite)" "$auth (access key kid $kid…)"
+say "2. login service up (SQLite)" "$auth (access key kid $kid…), Kakao stand-in at $kakao"
 
 # 3. The Worker in front of it: /auth/* and the JWKS open, /admin/* for admins, the rest
 #    needs a valid, unrevoked access token.
-worker_port=$(free_port)
-worker="http://127.0.0.1:$worker_port"
-routes='[{"path":"/auth/logout","auth":"required"},{"path":"/auth/logout-all","auth":"required"},{"path":"/auth/*","auth":"none"},{"path":"/.well-known/*","auth":"none"},{"path":"/healthz","auth":"none"},{"path":"/admin/*","roles_any":["admin"]},{"path":"/*","auth":"required"}]'
+routes='[{"path":"/auth/logout","auth":"required"},{"path":"/auth/logout-all","auth":"required"},{"path":"/auth/*","auth":"none"},{"path":"/.well-known/*","auth":"none"},{"path":"/healthz","auth":"none"},{"path":"/","auth":"none"},{"path":"/page/*","auth":"none"},{"path":"/admin/*","roles_any":["admin"]},{"path":"/*","auth":"required"}]'
 spawn "$work/wrangler.log" env CI=true NO_COLOR=1 "$NODE22" "$WRANGLER_JS" dev -c "$root/wrangler.toml" \
   --ip 127.0.0.1 --port "$worker_port" --inspector-port "$(free_port)" --persist-to "$work/wrangler-state" \
   --show-interactive-dev-session=false \
@@ -95,7 +114,7 @@ spawn "$work/wrangler.log" env CI=true NO_COLOR=1 "$NODE22" "$WRANGLER_JS" dev -
   --var "TOLLGATE_DENYLIST_KEY:$(curl -sf "$svc/v1/denylist/key")" --var "TOLLGATE_ROUTES:$routes" \
   --var "TOLLGATE_ORIGIN_SECRET:$origin_secret"
 wait_for 90 curl -sf "$worker/healthz"
-say "3. worker up (wrangler dev, workerd)" "$worker → $auth"
+say "3. worker up (wrangler dev, workerd)" "$worker → $auth (the page: $worker/)"
 
 # 4. Register and log in, through the Worker.
 email="alice.$RANDOM@example.test"
@@ -148,6 +167,12 @@ say "11. stolen refresh token replayed" "${out##* } $(json error <<<"${out% *}")
 out=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $access2" "$worker/profile")
 say "12. the session's access token at edge" "${out##* } ${out% *} ($(( t_rej - t_reuse )) ms after the reuse)"
 
+# 13. "Sign in with Kakao" through the edge: start → the provider's login and consent →
+#     callback (PKCE, state, nonce, the ID token verified against the provider's JWKS) →
+#     session cookies → the profile through the edge.
+out=$("$NODE22" auth/social-test/demo-login.mjs "$worker" 4242424242)
+say "13. Sign in with Kakao, callback" "$out"
+
 cleanup
 trap - EXIT
-say "13. stopped everything" "revocation service, login service, wrangler/workerd"
+say "14. stopped everything" "revocation service, login service, wrangler/workerd, the Kakao stand-in"

@@ -51,6 +51,9 @@ auth/test.sh
 step "login service end to end: tollgate-auth + the revocation service + the Worker in workerd (auth/e2e.sh)"
 auth/e2e.sh
 
+step "social login + the page: two local OpenID providers, headless Chromium through the Worker (auth/social.sh)"
+auth/social.sh
+
 step "fuzz: corpus replay on stable, then a bounded smoke run per target"
 cargo test --manifest-path fuzz/Cargo.toml -p tollgate-fuzz-harness
 scripts/fuzz-smoke.sh

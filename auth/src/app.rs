@@ -10,7 +10,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -28,6 +28,7 @@ use crate::password::Hasher;
 use crate::ratelimit::RateLimiter;
 use crate::revocation::Revocation;
 use crate::routes;
+use crate::social::Social;
 use crate::store::Store;
 use crate::tokens::Tokens;
 
@@ -58,6 +59,8 @@ pub struct AppState {
     pub revocation: Revocation,
     /// The check of the edge's `X-Tollgate-Assertion`, when secrets are configured.
     pub edge: Option<AssertionVerifier>,
+    /// Social-login providers and the cookie sealer.
+    pub social: Social,
     /// False once shutdown has begun.
     pub ready: AtomicBool,
     requests: Arc<Semaphore>,
@@ -80,6 +83,7 @@ impl AppState {
         let hasher = Hasher::new(params, config.max_concurrent_hashes).map_err(|e| anyhow::anyhow!("{}", e.detail))?;
         let revocation = Revocation::new(&config)?;
         let tokens = Tokens::load_or_create(&config, &store, clock.clone(), revocation.client().clone()).await?;
+        let social = Social::new(&config, &cookie_key(&store, clock.now_secs() as i64).await?)?;
         let edge = if config.edge_assertion_secrets.is_empty() {
             None
         } else {
@@ -112,8 +116,31 @@ impl AppState {
             tokens,
             revocation,
             edge,
+            social,
         })
     }
+}
+
+/// The key sealing the social-login cookies: made once, stored with the key sets, and
+/// shared by every instance.
+async fn cookie_key(store: &Store, now: i64) -> anyhow::Result<[u8; 32]> {
+    use base64::Engine as _;
+    const PURPOSE: &str = "cookie_seal";
+    for _ in 0..3 {
+        if let Some(k) = store.key_set(PURPOSE).await? {
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(k.document.trim())
+                .map_err(|_| anyhow::anyhow!("the stored cookie key is not base64url"))?;
+            return raw.try_into().map_err(|_| anyhow::anyhow!("the stored cookie key is not 32 bytes"));
+        }
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        let doc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+        if store.insert_key_set(PURPOSE, &doc, now).await? {
+            return Ok(key);
+        }
+    }
+    anyhow::bail!("could not store the cookie key")
 }
 
 /// The router over `state`.
@@ -126,6 +153,15 @@ pub fn router(state: Shared) -> Router {
         .route("/auth/logout", post(routes::session::logout))
         .route("/auth/logout-all", post(routes::session::logout_all))
         .route("/profile", get(routes::account::profile))
+        .route("/auth/providers", get(routes::social::providers))
+        .route("/auth/{provider}/start", get(routes::social::start))
+        .route("/auth/{provider}/callback", get(routes::social::callback))
+        .route("/auth/link", get(routes::social::pending_link).post(routes::social::confirm_link))
+        .route("/auth/link/new", post(routes::social::link_new_account))
+        .route("/account/identities", get(routes::social::identities))
+        .route("/account/identities/{provider}/{subject}", delete(routes::social::unlink))
+        .route("/", get(crate::page::index))
+        .route("/page/{file}", get(crate::page::asset))
         .route("/admin/users", get(routes::admin::list_users))
         .route("/admin/users/{id}/roles", post(routes::admin::set_roles))
         .route("/.well-known/jwks.json", get(routes::ops::jwks))

@@ -7,6 +7,7 @@
 //! `TOLLGATE_AUTH_*` variables are refused: a misspelt security setting must not be
 //! silently ignored.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::ratelimit::Quota;
+use crate::social::ProviderConfig;
 
 /// The environment prefix.
 pub const ENV_PREFIX: &str = "TOLLGATE_AUTH_";
@@ -96,6 +98,13 @@ pub struct Config {
     pub edge_assertion_audience: Option<String>,
     /// Roles given to a new account.
     pub default_roles: Vec<String>,
+    /// The service's public base URL as browsers see it (through the edge), e.g.
+    /// `https://app.example`: the providers' default redirect URIs are
+    /// `{public_url}/auth/{provider}/callback`.
+    pub public_url: Option<String>,
+    /// Social-login providers by name (the routes' `{provider}`), each from a preset
+    /// (`google`, `kakao`, `oidc`); see `auth/README.md`.
+    pub providers: BTreeMap<String, ProviderConfig>,
 }
 
 impl Default for Config {
@@ -135,6 +144,8 @@ impl Default for Config {
             edge_assertion_secrets: Vec::new(),
             edge_assertion_audience: None,
             default_roles: vec!["user".into()],
+            public_url: None,
+            providers: BTreeMap::new(),
         }
     }
 }
@@ -242,6 +253,12 @@ impl Config {
                 return err("edge_assertion_secrets: each secret needs at least 32 bytes".into());
             }
         }
+        if let Some(u) = &self.public_url {
+            crate::social::provider::check_url(u).map_err(|e| ConfigError(format!("public_url: {e}")))?;
+        }
+        for (name, p) in &self.providers {
+            p.validate(name, self.public_url.as_deref()).map_err(ConfigError)?;
+        }
         if self.insecure_dev_cookies && !self.listen.ip().is_loopback() {
             return err("insecure_dev_cookies is only allowed when listening on a loopback address".into());
         }
@@ -286,6 +303,13 @@ impl Config {
             o.insert("revocation_token".into(), serde_json::json!("***"));
             let n = self.edge_assertion_secrets.len();
             o.insert("edge_assertion_secrets".into(), serde_json::json!(format!("*** ({n})")));
+            if let Some(serde_json::Value::Object(providers)) = o.get_mut("providers") {
+                for p in providers.values_mut() {
+                    if let Some(p) = p.as_object_mut() {
+                        p.insert("client_secret".into(), serde_json::json!("***"));
+                    }
+                }
+            }
             if let Some(u) = &self.database_url {
                 o.insert("database_url".into(), serde_json::json!(crate::store::redact(u)));
             }
@@ -384,6 +408,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.trusted_networks().unwrap().len(), 2);
+        let social = Config::load(
+            &o,
+            env(&[
+                ("TOLLGATE_AUTH_REVOCATION_TOKEN", "k"),
+                ("TOLLGATE_AUTH_PUBLIC_URL", "https://app.test"),
+                (
+                    "TOLLGATE_AUTH_PROVIDERS",
+                    "{ kakao = { preset = \"kakao\", client_id = \"c\", client_secret = \"s3cret\" } }",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(social.providers["kakao"].issuer().as_deref(), Some("https://kauth.kakao.com"));
+        assert_eq!(social.redacted()["providers"]["kakao"]["client_secret"], "***");
+        assert!(e(&[
+            ("TOLLGATE_AUTH_REVOCATION_TOKEN", "k"),
+            ("TOLLGATE_AUTH_PROVIDERS", "{ kakao = { preset = \"kakao\", client_id = \"c\", client_secret = \"s\" } }")
+        ])
+        .contains("public_url"));
+        assert!(e(&[
+            ("TOLLGATE_AUTH_REVOCATION_TOKEN", "k"),
+            ("TOLLGATE_AUTH_PUBLIC_URL", "https://app.test"),
+            ("TOLLGATE_AUTH_PROVIDERS", "{ g = { preset = \"google\", client_id = \"c\", client_secret = \"s\", issuer = \"http://idp.example\" } }")
+        ])
+        .contains("https"));
         assert!(!ok.insecure_dev_cookies, "Secure cookies are the default");
     }
 }

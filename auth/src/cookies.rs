@@ -39,6 +39,21 @@ impl CookiePolicy {
         HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
 
+    /// An HttpOnly cookie with the given `SameSite` (`Lax` or `Strict`), `Secure` as
+    /// the policy says: the social-login attempt and pending-link cookies.
+    pub fn http_only(&self, name: &str, value: &str, path: &str, max_age: u64, same_site: &str) -> HeaderValue {
+        let mut s = format!("{name}={value}; Path={path}; Max-Age={max_age}; SameSite={same_site}; HttpOnly");
+        if self.secure {
+            s.push_str("; Secure");
+        }
+        HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    }
+
+    /// A readable (not HttpOnly) `csrf_token` cookie alone.
+    pub fn csrf(&self, csrf: &str, max_age: u64) -> HeaderValue {
+        self.cookie(CSRF_COOKIE, csrf, "/", max_age, false)
+    }
+
     /// Appends the three session cookies.
     pub fn set_session(&self, headers: &mut HeaderMap, access: (&str, u64), refresh: (&str, u64), csrf: &str) {
         headers.append(header::SET_COOKIE, self.cookie(ACCESS_COOKIE, access.0, "/", access.1, true));

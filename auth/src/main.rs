@@ -65,6 +65,15 @@ enum UsersCommand {
         #[arg(long, value_delimiter = ',')]
         roles: Vec<String>,
     },
+    /// Mark an account's email address as verified (an operator's decision; a social
+    /// login with the same verified address may then be linked to it, with the password).
+    VerifyEmail {
+        #[command(flatten)]
+        common: Common,
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -79,6 +88,9 @@ fn main() -> Result<()> {
             }
             Command::Users { command: UsersCommand::SetRoles { common, email, roles } } => {
                 set_roles(common, email, roles).await
+            }
+            Command::Users { command: UsersCommand::VerifyEmail { common, email } } => {
+                verify_email(common, email).await
             }
         }
     })
@@ -138,5 +150,15 @@ async fn set_roles(common: Common, email: String, roles: Vec<String>) -> Result<
         sessions::revoke_user(&state, &user, false, "role_change").await.map_err(|e| anyhow::anyhow!(e.detail))?;
     state.store.set_roles(&user.id, &roles, 0).await?;
     eprintln!("{email}: roles now [{}] (older access tokens revoked, seq {seq})", roles.join(", "));
+    Ok(())
+}
+
+async fn verify_email(common: Common, email: String) -> Result<()> {
+    let config = load(common, None, false)?;
+    let state = AppState::new(config, Arc::new(SystemClock)).await?;
+    let email = password::normalise_email(&email).map_err(|e| anyhow::anyhow!(e.detail))?;
+    let Some(user) = state.store.user_by_email(&email).await? else { bail!("no account has the email {email}") };
+    state.store.set_email_verified(&user.id).await?;
+    eprintln!("{email}: email address marked verified");
     Ok(())
 }

@@ -67,7 +67,12 @@ impl Default for Metrics {
                 "result",
                 &["created", "duplicate", "invalid"],
             ),
-            logins: Family::new("tollgate_auth_logins_total", "Successful logins.", "method", &["password", "other"]),
+            logins: Family::new(
+                "tollgate_auth_logins_total",
+                "Successful logins.",
+                "method",
+                &["password", "social", "other"],
+            ),
             login_failures: Family::new(
                 "tollgate_auth_login_failures_total",
                 "Failed logins by kind.",

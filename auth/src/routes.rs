@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod ops;
 pub mod session;
+pub mod social;
 
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};

@@ -19,14 +19,17 @@ use crate::error::StoreError;
 
 mod keys;
 mod sessions;
+mod social;
 mod users;
 
 pub use keys::StoredKeySet;
 pub use sessions::{Rotation, Session};
+pub use social::Unlinked;
 pub use users::{Identity, NewUser, User};
 
 /// The embedded migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_social.sql"))];
 
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +224,7 @@ mod tests {
         let s = split_statements("-- a\nCREATE TABLE a (x TEXT); -- t\n\nCREATE INDEX i\n  ON a (x);\n");
         assert_eq!(s, vec!["CREATE TABLE a (x TEXT);\n".to_owned(), "CREATE INDEX i\n  ON a (x);\n".to_owned()]);
         assert_eq!(split_statements(MIGRATIONS[0].1).len(), 7);
+        assert_eq!(split_statements(MIGRATIONS[1].1).len(), 5);
     }
 
     #[test]

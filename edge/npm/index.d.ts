@@ -333,7 +333,8 @@ export declare const DEFAULT_CACHE_SIZE: number;
 export interface FetchWithRefreshOptions {
   /** POSTed (with credentials) to renew the session. */
   refreshUrl?: string;
-  refreshInit?: RequestInit;
+  /** Extra init for the refresh POST, or a function returning it (called per refresh). */
+  refreshInit?: RequestInit | (() => RequestInit | Promise<RequestInit>);
   /** Custom renewal: truthy (or a new token string) on success. */
   refresh?: () => Promise<unknown> | unknown;
   /** Bearer mode: the current access token. */
@@ -341,6 +342,20 @@ export interface FetchWithRefreshOptions {
   /** Bearer mode: receives a renewed access token. */
   setToken?: (token: string) => void | Promise<void>;
   fetch?: typeof fetch;
+  /**
+   * Coordinate refreshes across the tabs of a browser (Web Locks + BroadcastChannel):
+   * default true where `navigator.locks` exists.
+   */
+  coordinate?: boolean;
+  /** The Web Lock and BroadcastChannel name (default `tollgate-refresh:<refreshUrl>`). */
+  lockName?: string;
+  /**
+   * Called (in every tab) when a refresh answers 401: `reason` is the service's error
+   * (`reuse_detected`, `revoked`, `refresh_expired`, …). Show the login form.
+   */
+  onSessionEnd?: (reason: string) => void;
+  /** Replaces `isExpired` as the test for "refresh and retry" (e.g. also a 401 `missing_token` once the access cookie itself expired). */
+  expired?: (response: Response) => Promise<boolean> | boolean;
 }
 
 /** fetch that, on a 401 TOKEN_EXPIRED, refreshes once and retries once. */

@@ -72,12 +72,12 @@ export async function startRevocation() {
  * `persistTo` is the local persistence directory (Cache API, ...), a new temp one by
  * default — pass the same one to a later Worker to share its storage; `logName` gives
  * the Worker a log file of its own (`wrangler-<logName>.log`, else `wrangler.log`),
- * read back with `log()`.
+ * read back with `log()`; `port` fixes the listen port (chosen free beforehand).
  */
-export async function startWorker(vars, { script, persistTo, logName } = {}) {
+export async function startWorker(vars, { script, persistTo, logName, port: fixedPort } = {}) {
   const node = need('NODE22');
   const wrangler = need('WRANGLER_JS');
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const inspector = await freePort();
   const persist = persistTo ?? mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-wrangler-'));
   const args = [wrangler, 'dev', ...(script ? [script] : []), '-c', path.join(ROOT, 'wrangler.toml')];

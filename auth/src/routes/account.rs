@@ -149,7 +149,7 @@ pub async fn profile(
     let identities = state.store.identities_of(&p.user.id).await?;
     let mut user = user_json(&p.user);
     user["identities"] =
-        identities.iter().map(|i| json!({"provider": i.provider, "subject": i.subject, "email": i.email})).collect();
+        identities.iter().map(|i| json!({"provider": i.provider, "subject": i.subject, "email": i.email, "email_verified": i.email_verified})).collect();
     Ok(Json(json!({
         "user": user,
         "session": {"id": p.session.id, "method": p.session.method, "created_at": p.session.created_at},

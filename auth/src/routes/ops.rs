@@ -50,7 +50,9 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
 
 /// Prometheus text.
 pub async fn metrics(State(state): State<Shared>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    let mut text = state.metrics.render();
+    state.social.render_metrics(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// 404 as JSON.

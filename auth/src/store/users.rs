@@ -110,9 +110,10 @@ impl Store {
         })
     }
 
-    /// The account with this normalised email.
+    /// The account that owns this normalised email (accounts holding an address only
+    /// as a label are not found by it).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1 AND email_primary = 1");
         sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await?.as_ref().map(user_from).transpose()
     }
 
