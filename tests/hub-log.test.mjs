@@ -12,6 +12,7 @@ import * as jose from 'jose';
 import { stopAll, waitFor } from './lib/procs.mjs';
 import { startOrigin, startJwksHost } from './lib/servers.mjs';
 import { startWorker, logDir, BENCH_BUILD } from './lib/stack.mjs';
+import { Subscriber, read, verified } from './lib/wire-read.mjs';
 
 const ISS = 'https://issuer.test';
 const AUD = 'https://api.test';
@@ -53,6 +54,20 @@ async function post(op, body, opts = {}) {
 
 async function head() {
   return (await api('head', { method: 'GET', auth: READ_KEY })).json();
+}
+
+const wsUrl = () => `${worker.url.replace(/^http/, 'ws')}/__tollgate/hub/${TENANT}/ws`;
+const hubJwk = () => JSON.parse(vars.TOLLGATE_DENYLIST_KEY);
+
+/** A subscriber that asked from `since` and took the answer up to the head. */
+async function subscribed(since) {
+  const sub = await Subscriber.open(wsUrl(), READ_KEY);
+  sub.ask(since);
+  const h = (await head()).seq;
+  for (;;) {
+    const { msg } = await sub.next(`the catch-up to ${h}`);
+    if ((msg.type === 'snapshot' ? msg.seq : msg.to) >= h && msg.type === 'delta') return { sub, seq: h };
+  }
 }
 
 async function ready(p, token) {
@@ -222,16 +237,109 @@ test('log mode: a retried rotation is a duplicate; an older token is reuse', asy
   assert.equal(reuse.body.error, 'reuse_detected');
 });
 
+test('push: a subscriber gets the snapshot, then each acknowledged event as a signed delta without asking', async () => {
+  const sub = await Subscriber.open(wsUrl(), READ_KEY);
+  const other = await Subscriber.open(wsUrl(), READ_KEY);
+  try {
+    sub.ask(null);
+    const snap = await sub.next('the snapshot');
+    assert.equal(snap.msg.type, 'snapshot');
+    assert.ok(await verified(snap.bytes, hubJwk()), 'the snapshot is signed with the hub key');
+    assert.equal(snap.msg.seq, (await head()).seq);
+    // At the head: a heartbeat signed now, so the subscriber knows how fresh it is.
+    const beat = await sub.next('the heartbeat');
+    assert.deepEqual([beat.msg.type, beat.msg.from, beat.msg.to, beat.msg.events.length], ['delta', snap.msg.seq, snap.msg.seq, 0]);
+    assert.ok(Math.abs(beat.msg.created - now()) <= 2, 'the heartbeat is created now');
+    other.ask(snap.msg.seq);
+    await other.next('the second subscriber\'s heartbeat');
+
+    const sid = `push-${randomUUID()}`;
+    const t0 = performance.now();
+    const r = await post('v1/events', { kind: 'logout', sid, exp: now() + 3600 });
+    const acked = performance.now();
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const pushed = await sub.next('the pushed delta');
+    const also = await other.next('the delta pushed to the second subscriber');
+    assert.equal(pushed.msg.type, 'delta');
+    assert.deepEqual([pushed.msg.from, pushed.msg.to], [snap.msg.seq, r.body.accepted[0].seq]);
+    assert.deepEqual(pushed.msg.events.map((e) => [e.kind, e.id]), [['sid', sid]]);
+    assert.ok(await verified(pushed.bytes, hubJwk()), 'the delta is signed with the hub key');
+    const tampered = Uint8Array.from(pushed.bytes);
+    tampered[tampered.length - 70] ^= 1;
+    assert.equal(await verified(tampered, hubJwk()), false, 'a changed byte breaks the signature');
+    assert.deepEqual(read(also.bytes).events.map((e) => e.id), [sid]);
+    console.log(`# push: ack after ${(acked - t0).toFixed(1)} ms; pushed frame arrived ${(pushed.at - acked).toFixed(1)} ms after the ack`);
+    assert.equal(sub.errors.length, 0, JSON.stringify(sub.errors));
+  } finally {
+    sub.close();
+    other.close();
+  }
+});
+
+test('push: the endpoint wants a denylist:read key and an upgrade; a malformed ask closes the socket; asks are rate-limited', async () => {
+  await assert.rejects(Subscriber.open(wsUrl(), null), 'no key: refused');
+  await assert.rejects(Subscriber.open(wsUrl(), WRITE_KEY), 'a key without denylist:read: refused');
+  const plain = await api('ws', { method: 'GET', auth: READ_KEY });
+  assert.equal(plain.status, 426);
+  assert.equal((await plain.json()).error, 'upgrade_required');
+  const noKey = await api('ws', { method: 'GET', auth: null });
+  assert.equal(noKey.status, 401);
+
+  const fast = await Subscriber.open(wsUrl(), READ_KEY);
+  fast.ask(null);
+  fast.ask(null);
+  await fast.next('the snapshot');
+  await waitFor('the second ask to be refused', async () => fast.errors.length > 0, { timeoutMs: 5000, intervalMs: 20 });
+  assert.equal(fast.errors[0].error, 'rate_limited');
+  fast.close();
+
+  for (const bad of ['{"since":"x"}', 'hello', '{"since":1,"more":2}', JSON.stringify({ since: -1 })]) {
+    const s = await Subscriber.open(wsUrl(), READ_KEY);
+    s.ws.send(bad);
+    const closed = await s.closedWith();
+    assert.equal(closed.code, 1008, `${bad} closes with 1008`);
+    assert.equal(s.frames.length, 0);
+  }
+});
+
+test('push: a subscriber that reconnects resumes from the sequence it holds, with no gap and no snapshot', async () => {
+  const { sub, seq: held } = await subscribed(null);
+  sub.close();
+  await sub.closedWith();
+  const jtis = [`gone-${randomUUID()}`, `gone-${randomUUID()}`];
+  for (const jti of jtis) assert.equal((await post('v1/events', { kind: 'revoke_token', jti, exp: now() + 3600 })).status, 200);
+  const again = await Subscriber.open(wsUrl(), READ_KEY);
+  try {
+    again.ask(held);
+    const { msg } = await again.next('the deltas after the held sequence');
+    assert.equal(msg.type, 'delta', 'no snapshot for a subscriber the hub can bring up with a delta');
+    assert.equal(msg.from, held);
+    assert.equal(msg.to, (await head()).seq);
+    assert.deepEqual(msg.events.map((e) => e.id), jtis);
+  } finally {
+    again.close();
+  }
+});
+
 test('log mode: acknowledged events are durable across a wrangler dev restart on the same storage', async () => {
   const sid = `durable-${randomUUID()}`;
   const token = await mint({ sid });
+  const { sub, seq: held } = await subscribed(null);
   const r = await post('v1/events', { kind: 'logout', sid, exp: now() + 3600 });
   assert.equal(r.status, 200);
   const seq = (await head()).seq;
   const persistTo = worker.persistTo;
   await worker.stop();
+  await sub.closedWith();
   worker = await startWorker(vars, { script: BENCH_BUILD, logName: 'hub-log-restarted', persistTo });
   assert.equal((await head()).seq, seq, 'the log survived the restart');
+  // A subscriber cut off by the restart resumes from what it held: the event it missed.
+  const again = await Subscriber.open(wsUrl(), READ_KEY);
+  again.ask(held);
+  const { msg } = await again.next('the delta after the restart');
+  assert.deepEqual([msg.type, msg.from, msg.to], ['delta', held, seq]);
+  assert.ok(msg.events.some((e) => e.kind === 'sid' && e.id === sid));
+  again.close();
   await waitFor('the restarted Worker to reject the token', async () => (await call('/durable/after', token)).status === 401, { timeoutMs: 10000, intervalMs: 100 });
   assert.equal((await (await call('/durable/after', token)).json()).reason, 'revoked');
 });

@@ -13,6 +13,7 @@ import * as jose from 'jose';
 import { stopAll, waitFor } from './lib/procs.mjs';
 import { startOrigin, startJwksHost } from './lib/servers.mjs';
 import { startRevocation, startWorker, logDir, BENCH_BUILD } from './lib/stack.mjs';
+import { Subscriber, verified } from './lib/wire-read.mjs';
 
 const ISS = 'https://issuer.test';
 const AUD = 'https://api.test';
@@ -152,6 +153,36 @@ test('relay: logout posted to the service → the hub holds it → the Worker re
   assert.ok(iso.denylist_seq >= seq, JSON.stringify(iso));
   // The hub served the service's bytes: the edge verified them with the service's key.
   assert.equal(iso.hub.refused, 0);
+});
+
+test('relay push: a subscriber gets the service-signed delta of a logout, and heartbeats without asking', async () => {
+  const sub = await Subscriber.open(`${worker.url.replace(/^http/, 'ws')}/__tollgate/hub/${TENANT}/ws`, HUB_KEY);
+  try {
+    sub.ask(null);
+    const snap = await sub.next('the snapshot');
+    assert.equal(snap.msg.type, 'snapshot');
+    assert.ok(await verified(snap.bytes, svc.publicJwkText), 'the relayed snapshot carries the service signature');
+    let at = snap.msg.seq;
+    const sid = `relay-push-${randomUUID()}`;
+    const r = await svc.post({ kind: 'logout', sid, exp: now() + 3600 });
+    const seq = r.accepted[0].seq;
+    // Heartbeats may come first; the delta carrying the logout follows unasked.
+    for (;;) {
+      const { bytes, msg } = await sub.next(`the delta to ${seq}`);
+      assert.equal(msg.type, 'delta');
+      assert.ok(await verified(bytes, svc.publicJwkText));
+      assert.ok(msg.from <= at, `no gap: (${msg.from}, ${msg.to}] after ${at}`);
+      at = Math.max(at, msg.to);
+      if (msg.events.some((e) => e.kind === 'sid' && e.id === sid)) break;
+    }
+    assert.ok(at >= seq);
+    // The relay's upstream heartbeats (wait 1 s here) reach the subscriber too.
+    const beat = await sub.next('a pushed heartbeat', 10000);
+    assert.deepEqual([beat.msg.from, beat.msg.to, beat.msg.events.length], [at, at, 0]);
+    assert.ok(await verified(beat.bytes, svc.publicJwkText));
+  } finally {
+    sub.close();
+  }
 });
 
 test('hub API: keys and scopes are enforced, bad input is a 4xx', async () => {

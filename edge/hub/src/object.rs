@@ -10,6 +10,7 @@
 //! - `GET snapshot`: the signed snapshot as received, or 503 `no_snapshot` before the
 //!   first one.
 //! - `GET stats`: what this instance served since it started (for tests and benches).
+//! - `GET ws`: a WebSocket subscription (push to long-lived subscribers; `push.rs`).
 //!
 //! Callers are the Worker's own code (the binding is not reachable from outside); the
 //! public API (`api.rs`) marks what it forwards with [`VIA_PUBLIC`], and those requests
@@ -35,6 +36,11 @@ pub const VIA_PUBLIC: &str = "x-tollgate-hub-via";
 /// What one instance served (reset when it is evicted).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Stats {
+    /// A random name for this instance: it changes when the object is evicted (or
+    /// hibernates) and a new instance wakes.
+    pub instance: String,
+    /// Messages pushed to WebSocket subscribers.
+    pub pushed: u64,
     /// `GET head` answers.
     pub head: u64,
     /// `GET since/N` answers.
@@ -53,9 +59,16 @@ pub struct Stats {
 #[durable_object]
 pub struct RevocationHub {
     state: State,
+    /// The same state, for the WebSocket calls `State` wraps with `unwrap` (a panic
+    /// would reinitialise the wasm instance every object in the isolate shares).
+    raw: worker::worker_sys::DurableObjectState,
     env: Env,
     pub(crate) stats: RefCell<Stats>,
     alarm_checked: Cell<bool>,
+}
+
+fn instance_name() -> String {
+    format!("{:012x}", (js_sys::Math::random() * 281_474_976_710_656.0) as u64)
 }
 
 /// An error answer in the project's shape.
@@ -70,6 +83,10 @@ impl RevocationHub {
 
     pub(crate) fn mode(&self) -> std::result::Result<Mode, config::ConfigError> {
         config::mode(&|n| config::read(&self.env, n))
+    }
+
+    pub(crate) fn raw_state(&self) -> &worker::worker_sys::DurableObjectState {
+        &self.raw
     }
 
     pub(crate) fn env_ref(&self) -> &Env {
@@ -213,7 +230,7 @@ impl RevocationHub {
                 let stats = self.stats.borrow().clone();
                 Response::from_json(&stats)
             }
-            (Method::Get, "ws") => crate::push::accept(self, &req, tenant, &store, &mode),
+            (Method::Get, "ws") => crate::push::accept(self, &req, tenant),
             (_, op) if op.starts_with("v1/") => match mode {
                 Mode::Log => crate::log::serve(self, req, tenant, &store, &op[3..]).await,
                 Mode::Relay(_) => error(404, "not_found", "this hub relays a revocation service: post events there"),
@@ -225,7 +242,17 @@ impl RevocationHub {
 
 impl worker::DurableObject for RevocationHub {
     fn new(state: State, env: Env) -> Self {
-        RevocationHub { state, env, stats: RefCell::new(Stats::default()), alarm_checked: Cell::new(false) }
+        let raw = state._inner();
+        let state = State::from(wasm_bindgen::JsCast::unchecked_into::<worker::worker_sys::DurableObjectState>(
+            js_sys::Object::clone(&raw),
+        ));
+        RevocationHub {
+            state,
+            env,
+            raw,
+            stats: RefCell::new(Stats { instance: instance_name(), ..Stats::default() }),
+            alarm_checked: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -259,7 +286,8 @@ impl worker::DurableObject for RevocationHub {
         Ok(())
     }
 
-    async fn websocket_close(&self, _ws: WebSocket, _code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+    async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+        crate::push::on_close(ws, code);
         Ok(())
     }
 

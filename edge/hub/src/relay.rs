@@ -110,9 +110,9 @@ async fn exchange(hub: &RevocationHub, relay: &Relay) -> Result<bool, String> {
             verified(relay, &body, false)?;
             match store.put_delta(&body, from, to) {
                 Ok(moved) => {
-                    if moved {
-                        crate::push::broadcast(hub, &store);
-                    }
+                    // A new delta or a new heartbeat: subscribers get either (the
+                    // heartbeat keeps them fresh by its signed creation time).
+                    crate::push::broadcast(hub, &store);
                     Ok(moved)
                 }
                 // A gap (the head moved back under us? a service that skipped): resync.
