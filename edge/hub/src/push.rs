@@ -58,7 +58,6 @@ const MAX_ROUNDS: usize = 8;
 /// A socket's attachment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Attachment {
-    tenant: String,
     /// The position the hub has brought the subscriber to (`None`: it has not asked).
     sent: Option<u64>,
     /// The position the subscriber last reported.
@@ -91,7 +90,7 @@ pub fn accept(hub: &RevocationHub, req: &Request, tenant: &str) -> Result<Respon
     state
         .accept_websocket_with_tags(pair.server.as_ref(), vec![JsValue::from_str(tenant)])
         .map_err(|e| worker::Error::JsError(format!("acceptWebSocket: {e:?}")))?;
-    pair.server.serialize_attachment(Attachment { tenant: tenant.to_owned(), ..Attachment::default() })?;
+    pair.server.serialize_attachment(Attachment::default())?;
     Response::from_websocket(pair.client)
 }
 
