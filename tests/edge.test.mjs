@@ -761,6 +761,59 @@ test('a replica the service cannot vouch for goes stale (fail closed): unsigned 
   }
 });
 
+test('a new isolate starts from the high-water mark other isolates left in the colo (Cache API): a snapshot replayed below it is refused', async () => {
+  const proxy = await startServiceProxy(svc.url);
+  const persistTo = mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-wrangler-'));
+  // A bound long enough for a replayed snapshot to pass the age check while Workers restart.
+  const vars = { ...revocationVars(proxy.url), TOLLGATE_MAX_STALENESS_SECONDS: '60', TOLLGATE_BENCH_ENDPOINT: 'on' };
+  const workers = [];
+  const get = (w, p, token) => fetch(`${w.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
+  const figures = async (w) => {
+    const r = await fetch(`${w.url}/__tollgate/bench`);
+    assert.equal(r.status, 200);
+    return r.json();
+  };
+  try {
+    // One isolate follows the service: the first snapshot (which the proxy keeps), then a
+    // logout as a delta; its mark is written to the colo's cache.
+    const first = await startWorker(vars, { script: BENCH_BUILD, persistTo, logName: 'mark-1' });
+    workers.push(first);
+    assert.equal((await get(first, '/mark/ok', await mint(keys.es))).status, 200);
+    const token = await mint(keys.es, { sid: `mark-${randomUUID()}` });
+    await svc.post({ kind: 'logout', sid: jose.decodeJwt(token).sid, exp: now() + 3600 });
+    await waitFor('the logout to reach the first isolate', async () => (await get(first, '/mark/a', token)).status === 401, { timeoutMs: 10000, intervalMs: 100 });
+    const { denylist_seq: seq } = await figures(first);
+    await waitFor('its mark in the colo cache', async () => (await figures(first)).shared_mark_seq >= seq, { timeoutMs: 10000, intervalMs: 100 });
+    await first.stop();
+    workers.length = 0;
+
+    // Someone on the path replays the first snapshot (validly signed, within the age
+    // bound, before the logout) to new isolates: one in this colo (same storage), and
+    // one in a colo without a mark.
+    proxy.state.mode = 'rollback';
+    const [second, elsewhere] = await Promise.all([
+      startWorker(vars, { script: BENCH_BUILD, persistTo, logName: 'mark-2' }),
+      startWorker(vars, { script: BENCH_BUILD, logName: 'mark-elsewhere' }),
+    ]);
+    workers.push(second, elsewhere);
+    // Without a mark the replay passes and the logged-out token is let through: what the
+    // mark is for (the age bound alone allows this for up to one bound).
+    assert.equal((await get(elsewhere, '/mark/replayed', token)).status, 200);
+    // With the colo's mark it is refused: no data, fail closed.
+    const r = await get(second, '/mark/refused', token);
+    assert.equal(r.status, 503);
+    assert.equal((await r.json()).reason, 'denylist_stale');
+    assert.ok((await figures(second)).denylist_seq === 0, 'nothing applied');
+    await waitFor('the log to say why', async () => second.log().includes('high-water mark other isolates in this colo reached'), { timeoutMs: 10000, intervalMs: 200 });
+    // Not final: once the service answers again the new isolate takes its snapshot.
+    proxy.state.mode = 'pass';
+    await waitFor('recovery', async () => (await get(second, '/mark/back', token)).status === 401, { timeoutMs: 15000, intervalMs: 200 });
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await proxy.close();
+  }
+});
+
 test('a snapshot slower than a request may wait still arrives (in the background); one download', async () => {
   const proxy = await startServiceProxy(svc.url);
   proxy.state.snapshotDelayMs = 4500; // a request waits at most ~3.5 s for a sync

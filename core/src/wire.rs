@@ -451,8 +451,9 @@ impl Acceptance {
         self.mark
     }
 
-    /// Allows the next snapshot to come from another epoch (and any sequence): for an
-    /// operator who has replaced the service's data directory. Ends with that snapshot.
+    /// Allows the next snapshot to come from another epoch or below the mark: for an
+    /// operator who has replaced the service's data directory or restored it from a
+    /// backup. Ends with that snapshot.
     pub fn rebootstrap(&mut self) {
         self.rebootstrapping = true;
     }
@@ -474,13 +475,10 @@ impl Acceptance {
         self.check_age(stamp, now)?;
         match self.mark {
             None => Ok(()),
-            Some(m) if m.epoch != stamp.epoch => {
-                if self.rebootstrapping {
-                    Ok(())
-                } else {
-                    Err(WireError::Epoch)
-                }
-            }
+            // A replaced data directory (another epoch) or a restored backup (the same
+            // epoch, a lower sequence): the operator asked for either by name.
+            Some(_) if self.rebootstrapping => Ok(()),
+            Some(m) if m.epoch != stamp.epoch => Err(WireError::Epoch),
             Some(m) if seq < m.seq => Err(WireError::Backwards { current: m.seq, offered: seq }),
             Some(_) => Ok(()),
         }
@@ -501,7 +499,7 @@ impl Acceptance {
     /// Records an applied snapshot (`snapshot`) or delta ending at `seq`.
     pub fn record(&mut self, stamp: &Stamp, seq: u64, snapshot: bool) {
         let seq = match self.mark {
-            Some(m) if m.epoch == stamp.epoch => m.seq.max(seq),
+            Some(m) if m.epoch == stamp.epoch && !(snapshot && self.rebootstrapping) => m.seq.max(seq),
             _ => seq,
         };
         self.mark = Some(HighWater { epoch: stamp.epoch, seq });
@@ -568,7 +566,8 @@ impl Denylist {
         let next = decode_snapshot(bytes, key)?;
         let stamp = next.stamp.unwrap_or_default();
         acceptance.check_snapshot(&stamp, next.seq, now)?;
-        if self.stamp.is_some_and(|s| s.epoch == stamp.epoch) && next.seq < self.seq {
+        let rebootstrapping = acceptance.is_rebootstrapping();
+        if !rebootstrapping && self.stamp.is_some_and(|s| s.epoch == stamp.epoch) && next.seq < self.seq {
             return Err(WireError::Backwards { current: self.seq, offered: next.seq });
         }
         acceptance.record(&stamp, next.seq, true);
@@ -843,6 +842,15 @@ mod tests {
         assert_eq!(list.apply_delta_accepted(&d(3, 4, [9; 16]), &pk, &mut acc, now).unwrap(), 0);
         // A message from the future is fine.
         assert!(list.apply_delta_accepted(&d(4, 5, [9; 16]), &pk, &mut acc, now - 500).is_ok());
+        // A restored backup: the same epoch, a lower sequence, only when asked for.
+        assert_eq!(
+            list.apply_snapshot_accepted(&snap(2, [9; 16], now), &pk, &mut acc, now).unwrap_err(),
+            WireError::Backwards { current: 5, offered: 2 }
+        );
+        acc.rebootstrap();
+        list.apply_snapshot_accepted(&snap(2, [9; 16], now), &pk, &mut acc, now).unwrap();
+        assert_eq!((acc.high_water(), list.seq()), (Some(HighWater { epoch: [9; 16], seq: 2 }), 2));
+        assert!(!acc.is_rebootstrapping());
     }
 
     #[test]

@@ -225,11 +225,37 @@ export declare class Denylist {
   applySnapshot(bytes: Uint8Array, publicJwk: Jwk | string): void;
   /** Applies a signed delta; returns how many events were new. */
   applyDelta(bytes: Uint8Array, publicJwk: Jwk | string): number;
+  /**
+   * A signed snapshot under a replica's acceptance rules at `now` (seconds): refused as
+   * DENYLIST_TOO_OLD, DENYLIST_EPOCH or DENYLIST_BACKWARDS; recorded in `acceptance`.
+   */
+  applySnapshotAccepted(bytes: Uint8Array, publicJwk: Jwk | string, acceptance: Acceptance, now: number): void;
+  /** A signed delta under the acceptance rules at `now`; returns how many events were new. */
+  applyDeltaAccepted(bytes: Uint8Array, publicJwk: Jwk | string, acceptance: Acceptance, now: number): number;
   /** Drops entries whose `exp` is before `cutoff`; returns how many. */
   prune(cutoff: number): number;
   readonly seq: number;
   readonly size: number;
   /** Frees the wasm memory now (otherwise the garbage collector does). */
+  free(): void;
+}
+
+/**
+ * A replica's acceptance rules (wasm): messages older than `maxAgeSeconds` by their
+ * signed creation time, from another epoch of the service, or below the high-water
+ * mark are refused.
+ */
+export declare class Acceptance {
+  /** `mark`: a `highWaterMark` saved before (`tg1:<epoch>:<seq>`), or null. */
+  constructor(maxAgeSeconds: number, mark?: string | null);
+  /** The newest position accepted, as text to persist, or null. */
+  readonly highWaterMark: string | null;
+  /** The service epoch followed (32 hex digits), or null. */
+  readonly epoch: string | null;
+  readonly maxAgeSeconds: number;
+  /** Lets the next snapshot come from another epoch or below the mark. */
+  rebootstrap(): void;
+  readonly rebootstrapping: boolean;
   free(): void;
 }
 
@@ -259,9 +285,10 @@ export interface RemoteDenylistOptions {
 }
 
 export interface HighWaterMarkStore {
-  /** The stored sequence number, or null when none. */
-  load(): number | null | undefined | Promise<number | null | undefined>;
-  save(seq: number): void | Promise<void>;
+  /** The stored mark (opaque text), or null when none; a bare number is read as a sequence saved by an older version. */
+  load(): string | number | null | undefined | Promise<string | number | null | undefined>;
+  /** Stores the mark: opaque text (`tg1:<epoch>:<seq>`). */
+  save(mark: string): void | Promise<void>;
 }
 
 export declare class RemoteDenylist {
@@ -271,6 +298,10 @@ export declare class RemoteDenylist {
   readonly size: number;
   readonly lastSyncAt: number | null;
   readonly stale: boolean;
+  /** The high-water mark (`tg1:<epoch>:<seq>`), or null before the first snapshot. */
+  readonly highWaterMark: string | null;
+  /** The service epoch followed (32 hex digits), or null before the first snapshot. */
+  readonly epoch: string | null;
   assertFresh(): void;
   start(): Promise<this>;
   stop(): Promise<void>;

@@ -2,7 +2,7 @@
 // workerd) initialises the wasm module its own way, then re-exports this module.
 // Nothing here calls into wasm while the module is being evaluated.
 
-export { Denylist } from '../wasm/tollgate_wasm.js';
+export { Acceptance, Denylist } from '../wasm/tollgate_wasm.js';
 export { TollgateError, REASONS } from './errors.js';
 export { Verifier, DEFAULT_CACHE_SIZE } from './verifier.js';
 export { JwksSource } from './jwks-source.js';

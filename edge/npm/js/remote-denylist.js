@@ -21,15 +21,26 @@
 // Runtimes without long-lived background work (Workers) call sync() per request or
 // from ctx.waitUntil instead of start().
 //
-// High-water mark across restarts and isolates (`highWaterMark: { load(), save(seq) }`,
-// either may return a promise): the first snapshot a new replica takes must not be
-// below the stored mark (DENYLIST_BACKWARDS, and the replica stays without data, so
-// stale), and every sequence the replica reaches is saved. So an old snapshot replayed
-// to a restarted process, or a service rolled back, is refused as it is within one
-// process. `rebootstrap: true` (asked for by name, after restoring or resetting the
-// service) accepts the service's snapshot whatever the mark and saves the new mark.
-// A mark that cannot be loaded fails start()/sync() (closed); a failed save goes to
-// onError and is retried on the next sync.
+// Acceptance (the core's rules, applied in Rust to every message): a snapshot or delta
+// whose signed creation time is more than maxStalenessSeconds before the clock is
+// refused (DENYLIST_TOO_OLD: a replayed old message cannot pass for fresh, and the
+// replica stays as stale as it was); one from another epoch of the service (its data
+// directory was replaced) than the one the replica follows is refused (DENYLIST_EPOCH),
+// and so is one below the replica's sequence (DENYLIST_BACKWARDS). An epoch or
+// backwards refusal of a snapshot is final for this RemoteDenylist: from then on every
+// sync fails with it without asking the service.
+//
+// High-water mark across restarts and isolates (`highWaterMark: { load(), save(mark) }`,
+// either may return a promise): the mark is opaque text (`tg1:<epoch>:<seq>`; load()
+// may also give null, or a bare sequence number saved by an older version). A new
+// replica starts from the stored mark, so its first snapshot must come from the same
+// epoch and not be below it (DENYLIST_EPOCH / DENYLIST_BACKWARDS, and the replica stays
+// without data, so stale), and every new mark is saved. So an old snapshot replayed to
+// a restarted process, or a service rolled back or replaced, is refused as it is within
+// one process. `rebootstrap: true` (asked for by name, after restoring or replacing the
+// service's data) accepts the service's next snapshot whatever the mark and saves the
+// new mark. A mark that cannot be loaded or read fails start()/sync() (closed); a
+// failed save goes to onError and is retried on the next sync.
 //
 // Configuration refused at construction (TollgateError code INVALID_OPTIONS): a URL that
 // is `http://` to a host other than loopback (127.0.0.0/8, ::1, localhost): replication
@@ -37,7 +48,7 @@
 // configuration, never fetched from the service it is meant to authenticate (no trust
 // on first use).
 
-import { Denylist } from '../wasm/tollgate_wasm.js';
+import { Acceptance, Denylist } from '../wasm/tollgate_wasm.js';
 import { TollgateError } from './errors.js';
 import { isLoopbackUrl } from './url.js';
 
@@ -67,9 +78,9 @@ export class RemoteDenylist {
   #sleep = null;
   #waiters = new Set();
   #mark;
-  #markLoaded = false;
-  #markValue = 0;
-  #markSaved = 0;
+  #markSaved = null;
+  #legacyFloor = 0;
+  #acceptance = null;
   #rebootstrap;
 
   /** The replica. Pass the RemoteDenylist itself to Verifier calls to get staleness checks. */
@@ -110,9 +121,20 @@ export class RemoteDenylist {
     this.#onUpdate = options.onUpdate ?? null;
     this.#mark = options.highWaterMark ?? null;
     if (this.#mark !== null && (typeof this.#mark.load !== 'function' || typeof this.#mark.save !== 'function')) {
-      throw optionsError('RemoteDenylist highWaterMark: an object with load() and save(seq)');
+      throw optionsError('RemoteDenylist highWaterMark: an object with load() and save(mark)');
     }
     this.#rebootstrap = options.rebootstrap === true;
+    if (this.#mark === null) this.#acceptance = new Acceptance(this.#maxStalenessMs / 1000, null);
+  }
+
+  /** The replica's high-water mark (`tg1:<epoch>:<seq>`, what highWaterMark.save gets), or null before the first snapshot. */
+  get highWaterMark() {
+    return this.#acceptance?.highWaterMark ?? null;
+  }
+
+  /** The service epoch the replica follows (32 hex digits), or null before the first snapshot. */
+  get epoch() {
+    return this.#acceptance?.epoch ?? null;
   }
 
   /** The replica's sequence number. */
@@ -214,15 +236,17 @@ export class RemoteDenylist {
     const res = await this.#get(`/v1/denylist?wire=${WIRE}`, signal);
     if (!res.ok) throw await httpError(res, 'snapshot');
     const bytes = new Uint8Array(await res.arrayBuffer());
-    const mark = await this.#loadMark();
-    if (!this.#rebootstrap && mark > this.seq) {
-      // A replica that starts again: the snapshot must reach the stored mark.
+    const acceptance = await this.#rules();
+    if (this.#rebootstrap) {
+      acceptance.rebootstrap();
+    } else if (this.#legacyFloor > this.seq) {
+      // A mark saved as a bare sequence number: the snapshot must reach it.
       const probe = new Denylist();
       try {
         probe.applySnapshot(bytes, key);
-        if (probe.seq < mark) {
+        if (probe.seq < this.#legacyFloor) {
           this.#diverged = new TollgateError(
-            `the service's snapshot (seq ${probe.seq}) is behind this replica's stored high-water mark (${mark}): refused; pass rebootstrap: true after restoring or resetting the service`,
+            `the service's snapshot (seq ${probe.seq}) is behind this replica's stored high-water mark (${this.#legacyFloor}): refused; pass rebootstrap: true after restoring or resetting the service`,
             { code: 'DENYLIST_BACKWARDS' },
           );
           throw this.#diverged;
@@ -231,49 +255,69 @@ export class RemoteDenylist {
         probe.free();
       }
     }
+    const before = acceptance.highWaterMark;
     try {
-      this.denylist.applySnapshot(bytes, key);
+      this.denylist.applySnapshotAccepted(bytes, key, acceptance, this.#now());
     } catch (e) {
-      if (e?.code === 'DENYLIST_BACKWARDS') this.#diverged = e;
+      if (e?.code === 'DENYLIST_BACKWARDS' || e?.code === 'DENYLIST_EPOCH') {
+        this.#diverged = new TollgateError(
+          `${e.message}: the service's snapshot is refused against this replica's high-water mark ${before}; pass rebootstrap: true after restoring or replacing the service's data`,
+          { code: e.code, cause: e },
+        );
+        throw this.#diverged;
+      }
       throw e;
     }
     this.#hasSnapshot = true;
     const rebootstrapped = this.#rebootstrap;
     this.#rebootstrap = false;
+    this.#legacyFloor = 0;
     this.#synced();
-    // After a rebootstrap the mark may go down (the service was reset); otherwise only up.
     await this.#saveMark(rebootstrapped);
   }
 
-  async #loadMark() {
-    if (this.#mark === null) return 0;
-    if (!this.#markLoaded) {
-      let v;
-      try {
-        v = await this.#mark.load();
-      } catch (e) {
-        throw new TollgateError(`RemoteDenylist highWaterMark.load() failed: ${e?.message ?? e}`, { code: 'DENYLIST_FETCH', cause: e });
-      }
-      if (v !== null && v !== undefined && (!Number.isInteger(v) || v < 0)) {
-        throw new TollgateError(`RemoteDenylist highWaterMark.load() gave ${JSON.stringify(v)}: expected a sequence number or null`, { code: 'DENYLIST_FETCH' });
-      }
-      this.#markValue = v ?? 0;
-      this.#markSaved = this.#markValue;
-      this.#markLoaded = true;
+  #now() {
+    return Math.max(0, Math.floor(this.#clock() / 1000));
+  }
+
+  /** The acceptance rules, resumed from the stored mark on first use. */
+  async #rules() {
+    if (this.#acceptance !== null) return this.#acceptance;
+    let v;
+    try {
+      v = await this.#mark.load();
+    } catch (e) {
+      throw new TollgateError(`RemoteDenylist highWaterMark.load() failed: ${e?.message ?? e}`, { code: 'DENYLIST_FETCH', cause: e });
     }
-    return this.#markValue;
+    const maxAge = this.#maxStalenessMs / 1000;
+    if (v === null || v === undefined) {
+      this.#acceptance = new Acceptance(maxAge, null);
+    } else if (Number.isSafeInteger(v) && v >= 0) {
+      this.#acceptance = new Acceptance(maxAge, null);
+      this.#legacyFloor = v;
+      this.#markSaved = v;
+    } else if (typeof v === 'string') {
+      try {
+        this.#acceptance = new Acceptance(maxAge, v);
+      } catch (e) {
+        throw new TollgateError(`RemoteDenylist highWaterMark.load() gave ${JSON.stringify(v)}: ${e?.message ?? e}`, { code: 'DENYLIST_FETCH', cause: e });
+      }
+      this.#markSaved = v;
+    } else {
+      throw new TollgateError(`RemoteDenylist highWaterMark.load() gave ${JSON.stringify(v)}: expected a mark it saved, or null`, { code: 'DENYLIST_FETCH' });
+    }
+    return this.#acceptance;
   }
 
   async #saveMark(force = false) {
     if (this.#mark === null) return;
-    const seq = this.seq;
-    if (!force && seq <= this.#markSaved) return;
+    const mark = this.#acceptance?.highWaterMark ?? null;
+    if (mark === null || (!force && mark === this.#markSaved)) return;
     try {
-      await this.#mark.save(seq);
-      this.#markSaved = seq;
-      this.#markValue = seq;
+      await this.#mark.save(mark);
+      this.#markSaved = mark;
     } catch (e) {
-      this.#report(new TollgateError(`RemoteDenylist highWaterMark.save(${seq}) failed: ${e?.message ?? e}`, { code: 'DENYLIST_FETCH', cause: e }));
+      this.#report(new TollgateError(`RemoteDenylist highWaterMark.save(${mark}) failed: ${e?.message ?? e}`, { code: 'DENYLIST_FETCH', cause: e }));
     }
   }
 
@@ -289,10 +333,12 @@ export class RemoteDenylist {
     // answer (anything on the way could forge one) leaves the replica as stale as it was.
     const bytes = new Uint8Array(await res.arrayBuffer());
     try {
-      this.denylist.applyDelta(bytes, key);
+      this.denylist.applyDeltaAccepted(bytes, key, await this.#rules(), this.#now());
     } catch (e) {
       // The delta does not continue this replica: start again from a snapshot.
       if (e?.code === 'DENYLIST_GAP' || e?.code === 'DENYLIST_NO_SNAPSHOT') return this.#snapshot(signal);
+      // Another epoch mid-stream: the service's data was replaced under the replica.
+      if (e?.code === 'DENYLIST_EPOCH') this.#diverged = e;
       throw e;
     }
     this.#synced();

@@ -5,6 +5,7 @@
 use tollgate_core::{EntryKind, Jwk, KeyMaterial};
 use wasm_bindgen::prelude::*;
 
+use crate::acceptance::Acceptance;
 use crate::error::BindingError;
 
 /// A denylist: `jti`, `sid` and subject-cutoff entries.
@@ -63,6 +64,42 @@ impl Denylist {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// Replaces the list with a signed snapshot under a replica's acceptance rules at
+    /// `now` (seconds since the epoch): refused when created longer ago than the rules'
+    /// bound (`DENYLIST_TOO_OLD`), from another epoch than the mark's
+    /// (`DENYLIST_EPOCH`, unless re-bootstrapping) or below the mark
+    /// (`DENYLIST_BACKWARDS`); the rules record it when it is applied.
+    #[wasm_bindgen(js_name = applySnapshotAccepted)]
+    pub fn apply_snapshot_accepted(
+        &mut self,
+        bytes: &[u8],
+        public_jwk: JsValue,
+        acceptance: &mut Acceptance,
+        now: f64,
+    ) -> Result<(), JsValue> {
+        let key = service_key(&public_jwk)?;
+        let now = time(now, "now")?;
+        self.inner.apply_snapshot_accepted(bytes, &key, acceptance.core_mut(), now).map_err(BindingError::from)?;
+        Ok(())
+    }
+
+    /// Applies a signed delta under a replica's acceptance rules at `now`; returns how
+    /// many events were new. Refused as `applySnapshotAccepted` refuses, and when it does
+    /// not continue the list (`DENYLIST_GAP`, `DENYLIST_NO_SNAPSHOT`).
+    #[wasm_bindgen(js_name = applyDeltaAccepted)]
+    pub fn apply_delta_accepted(
+        &mut self,
+        bytes: &[u8],
+        public_jwk: JsValue,
+        acceptance: &mut Acceptance,
+        now: f64,
+    ) -> Result<u32, JsValue> {
+        let key = service_key(&public_jwk)?;
+        let now = time(now, "now")?;
+        let n = self.inner.apply_delta_accepted(bytes, &key, acceptance.core_mut(), now).map_err(BindingError::from)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// Drops entries whose `exp` is before `cutoff`; returns how many.
     pub fn prune(&mut self, cutoff: f64) -> Result<u32, JsValue> {
         let n = self.inner.prune(time(cutoff, "cutoff")?);
@@ -103,6 +140,7 @@ fn time(v: f64, what: &'static str) -> Result<u64, BindingError> {
         Err(BindingError::Argument(match what {
             "before" => "before must be a non-negative number of seconds since the epoch",
             "cutoff" => "cutoff must be a non-negative number of seconds since the epoch",
+            "now" => "now must be a non-negative number of seconds since the epoch",
             _ => "exp must be a non-negative number of seconds since the epoch",
         }))
     }

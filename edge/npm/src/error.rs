@@ -42,6 +42,8 @@ impl BindingError {
                 WireError::Backwards { .. } => "DENYLIST_BACKWARDS",
                 WireError::Gap { .. } => "DENYLIST_GAP",
                 WireError::NoSnapshot => "DENYLIST_NO_SNAPSHOT",
+                WireError::Epoch => "DENYLIST_EPOCH",
+                WireError::TooOld { .. } => "DENYLIST_TOO_OLD",
                 _ => "DENYLIST_MALFORMED",
             },
             BindingError::Argument(_) => "INVALID_ARGUMENT",
@@ -123,6 +125,8 @@ mod tests {
         assert_eq!(sig.to_string(), "signature does not verify");
         let gap = BindingError::Wire(WireError::Gap { current: 1, from: 3 });
         assert_eq!((gap.code(), gap.reason()), ("DENYLIST_GAP", None));
+        assert_eq!(BindingError::Wire(WireError::Epoch).code(), "DENYLIST_EPOCH");
+        assert_eq!(BindingError::Wire(WireError::TooOld { created: 1, now: 20 }).code(), "DENYLIST_TOO_OLD");
         assert_eq!(BindingError::Jwks(JwksError::NoKeys).code(), "INVALID_JWKS");
         assert_eq!(BindingError::from(PolicyError::Limit("x")).code(), "INVALID_OPTIONS");
     }

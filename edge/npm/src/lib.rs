@@ -8,6 +8,7 @@
 //!   cache ([`tollgate_core::TokenCache`]), with a pure-Rust path (`verify`) and a
 //!   WebCrypto seam (`begin` → JS `crypto.subtle.verify` → `finish`).
 //! - [`denylist`]: the `Denylist` class (local revocations, signed snapshots/deltas).
+//! - [`acceptance`]: the `Acceptance` class (epoch, message age, high-water mark).
 //! - [`options`]: the JS camelCase options onto the core's policy configuration.
 //! - [`error`]: every failure, and the one mapping to a JS `TollgateError`.
 //! - [`json`]: the core's strict JSON parser, for the origin middleware.
@@ -17,12 +18,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acceptance;
 pub mod denylist;
 pub mod error;
 pub mod json;
 pub mod options;
 pub mod verifier;
 
+pub use acceptance::Acceptance;
 pub use denylist::Denylist;
 pub use error::BindingError;
 pub use verifier::CoreVerifier;

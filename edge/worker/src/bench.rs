@@ -10,7 +10,9 @@
 //!
 //! `GET /__tollgate/bench` answers the isolate's figures instead: the size of its wasm
 //! linear memory, the denylist replica's sequence and entry count, and the number of
-//! cached tokens (`{"wasm_memory_bytes":…, "denylist_seq":…, "denylist_entries":…, "cached_tokens":…}`).
+//! cached tokens (`{"wasm_memory_bytes":…, "denylist_seq":…, "denylist_entries":…, "cached_tokens":…}`),
+//! the hub tier's counters and the sequence of the high-water mark this isolate last
+//! wrote to (or found ahead in) the colo's cache (`shared_mark_seq`).
 
 use std::rc::Rc;
 
@@ -47,8 +49,14 @@ pub async fn handle(iso: &Rc<Isolate>, req: &web_sys::Request, ctx: &worker::Con
             Some(crate::isolate::AnyReplica::Hub(r)) => serde_json::to_string(&r.counters()).unwrap_or_default(),
             _ => "null".to_owned(),
         };
+        let shared_mark = match &iso.replica {
+            Some(crate::isolate::AnyReplica::Service(r)) => {
+                r.shared_mark_seq().map_or("null".to_owned(), |s| s.to_string())
+            }
+            _ => "null".to_owned(),
+        };
         let body = format!(
-            r#"{{"wasm_memory_bytes":{memory},"denylist_seq":{seq},"denylist_entries":{entries},"cached_tokens":{},"hub":{hub}}}"#,
+            r#"{{"wasm_memory_bytes":{memory},"denylist_seq":{seq},"denylist_entries":{entries},"cached_tokens":{},"hub":{hub},"shared_mark_seq":{shared_mark}}}"#,
             iso.tokens.borrow().len()
         );
         return json_response(200, &body, std::iter::once(("content-type", "application/json")));

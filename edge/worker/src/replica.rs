@@ -23,9 +23,20 @@
 //! refused (a replayed old message cannot pass for fresh), one from another epoch than
 //! the replica's (the service's data directory replaced, or another service's message)
 //! stops the replica like a log that went back, and nothing below the replica's
-//! high-water mark is taken. The mark lives in the isolate: a new isolate starts from
-//! the first fresh snapshot it is given (any epoch), so across isolates the age bound is
-//! what refuses a replay.
+//! high-water mark is taken.
+//!
+//! Across isolates the mark is shared through the colo's Cache API, best effort: every
+//! isolate writes its mark when it moves (unless the colo's is already ahead), and a
+//! new isolate starts from the colo's mark, so a snapshot replayed to it within the age
+//! bound but below what the colo has seen, or from another epoch, is refused (the
+//! replica stays without data and the fail mode decides). The cached mark lives
+//! [`mark_ttl_seconds`] (six staleness bounds, at least a minute): long enough to cover
+//! every message a replay could still pass the age check with, short enough that a
+//! service restored from a backup or replaced is taken by new isolates once it has
+//! expired. What it leaves open: the Cache API is per colo and may evict at any time,
+//! and two isolates writing at once may leave the lower mark (each write first reads the
+//! colo's mark and skips when it is ahead, which narrows this but is not atomic); the
+//! age bound stays the guarantee across colos and evictions.
 
 pub mod source;
 pub mod tier;
@@ -35,7 +46,7 @@ use std::rc::Rc;
 
 use futures_util::future::{select, Either};
 use tollgate_core::jwk::P256Key;
-use tollgate_core::wire::Acceptance;
+use tollgate_core::wire::{Acceptance, HighWater};
 use tollgate_core::{Claims, Denylist, WireError};
 
 use crate::config::{FailMode, Revocation};
@@ -63,6 +74,8 @@ const POLL_BACKOFF_MS: f64 = 1_000.0;
 #[derive(Debug)]
 pub struct Replica<S> {
     source: S,
+    /// The Cache API key of the colo's high-water mark for this source.
+    mark_key: String,
     key: P256Key,
     max_staleness_seconds: u64,
     fail_mode: FailMode,
@@ -75,6 +88,10 @@ struct State {
     list: Option<Denylist>,
     /// The acceptance rules and the high-water mark of what was applied.
     acceptance: Acceptance,
+    /// The mark last written to (or read from) the colo's cache.
+    mark_shared: Option<HighWater>,
+    /// Whether the acceptance's mark came from the colo's cache, not from this isolate.
+    mark_from_cache: bool,
     last_ok_ms: f64,
     poll_since_ms: Option<f64>,
     next_poll_ms: f64,
@@ -93,6 +110,8 @@ impl State {
         State {
             list: None,
             acceptance: Acceptance::new(max_staleness_seconds),
+            mark_shared: None,
+            mark_from_cache: false,
             last_ok_ms: f64::NEG_INFINITY,
             poll_since_ms: None,
             next_poll_ms: f64::NEG_INFINITY,
@@ -122,8 +141,10 @@ impl<S: Source> Replica<S> {
     /// A replica of what `source` serves, signed with the key of `settings`, under its
     /// staleness bound and fail mode. It holds nothing until its first sync.
     pub fn new(source: S, settings: &Revocation) -> Replica<S> {
+        let mark_key = format!("{MARK_HOST}/v1/{}", key_segment(source.describe()));
         Replica {
             source,
+            mark_key,
             key: settings.key.clone(),
             max_staleness_seconds: settings.max_staleness_seconds,
             fail_mode: settings.fail_mode,
@@ -139,6 +160,12 @@ impl<S: Source> Replica<S> {
     /// The replica's sequence number and entry count (0, 0 before the first snapshot).
     pub fn status(&self) -> (u64, usize) {
         self.state.borrow().list.as_ref().map_or((0, 0), |l| (l.seq(), l.len()))
+    }
+
+    /// The sequence of the high-water mark this isolate last wrote to, or found ahead
+    /// in, the colo's cache (the bench endpoint reports it).
+    pub fn shared_mark_seq(&self) -> Option<u64> {
+        self.state.borrow().mark_shared.map(|m| m.seq)
     }
 
     fn fresh(&self, now: f64) -> bool {
@@ -201,6 +228,7 @@ impl<S: Source> Replica<S> {
         let replica = Rc::clone(self);
         let sync = Box::pin(async move {
             let result = replica.sync_once(0, INLINE_TIMEOUT_MS).await;
+            replica.share_mark().await;
             let mut st = replica.state.borrow_mut();
             st.inline_since_ms = None;
             if let Err(e) = result {
@@ -235,6 +263,7 @@ impl<S: Source> Replica<S> {
         let replica = Rc::clone(self);
         ctx.wait_until(async move {
             let result = replica.sync_once(wait, timeout_ms).await;
+            replica.share_mark().await;
             let mut st = replica.state.borrow_mut();
             st.poll_since_ms = None;
             if let Err(e) = result {
@@ -273,15 +302,45 @@ impl<S: Source> Replica<S> {
             }
         }
         let body = self.source.snapshot(timeout_ms.max(SNAPSHOT_TIMEOUT_MS)).await?;
+        if seq.is_none() {
+            // A replica without data starts from the colo's mark as it is now.
+            let shared = crate::replica::tier::cache_get(&self.mark_key, f64::INFINITY)
+                .await
+                .and_then(|b| HighWater::from_bytes(&b));
+            let mut st = self.state.borrow_mut();
+            if st.list.is_none() {
+                st.acceptance = match shared {
+                    Some(m) => Acceptance::resume(self.max_staleness_seconds, m),
+                    None => Acceptance::new(self.max_staleness_seconds),
+                };
+                st.mark_shared = shared;
+                st.mark_from_cache = shared.is_some();
+            }
+        }
         let mut guard = self.state.borrow_mut();
         let st = &mut *guard;
         let mut list = st.list.take().unwrap_or_else(|| Denylist::new([0; 16]));
         let result = list.apply_snapshot_accepted(&body, &self.key, &mut st.acceptance, now_secs());
         st.list = Some(list);
+        if result.is_err() && seq.is_none() {
+            // A failed first snapshot leaves no replica, never an empty one that passes all.
+            st.list = None;
+        }
         match result {
             Ok(()) => {
+                st.mark_from_cache = false;
                 st.mark_ok();
                 Ok(())
+            }
+            // Refused by the colo's mark, not by anything this isolate followed: not final
+            // (the next attempt reads the colo's mark again, which expires).
+            Err(e @ (WireError::Backwards { .. } | WireError::Epoch)) if seq.is_none() && st.mark_from_cache => {
+                Err(FetchError::Body(format!(
+                    "{e}: the service's snapshot is behind, or of another epoch than, the high-water mark other \
+                     isolates in this colo reached (an old snapshot replayed, or the service restored or replaced: \
+                     then new isolates take it once the colo's mark expires, within {} s)",
+                    mark_ttl_seconds(self.max_staleness_seconds)
+                )))
             }
             // The service's log is behind the replica: restored from a backup or reset, or
             // an old snapshot replayed. Taking it would forget revocations; the replica
@@ -296,15 +355,61 @@ impl<S: Source> Replica<S> {
                 Err(st.diverge(why))
             }
             Err(WireError::Epoch) => Err(st.diverge(epoch_changed())),
-            Err(e) => {
-                // A failed first snapshot leaves no replica, never an empty one that passes all.
-                if seq.is_none() {
-                    st.list = None;
-                }
-                Err(FetchError::Body(e.to_string()))
-            }
+            Err(e) => Err(FetchError::Body(e.to_string())),
         }
     }
+
+    /// Writes this isolate's mark to the colo's cache when it has moved past what was
+    /// shared, unless the colo's mark (read again first) is already ahead in the same
+    /// epoch. Best effort: a failed read or write is logged by the cache helpers and
+    /// changes nothing here.
+    async fn share_mark(&self) {
+        let mark = {
+            let st = self.state.borrow();
+            match st.acceptance.high_water() {
+                Some(m) if st.list.is_some() && st.mark_shared != Some(m) => m,
+                _ => return,
+            }
+        };
+        let colo = crate::replica::tier::cache_get(&self.mark_key, f64::INFINITY)
+            .await
+            .and_then(|b| HighWater::from_bytes(&b));
+        if colo.is_some_and(|c| c.epoch == mark.epoch && c.seq >= mark.seq) {
+            self.state.borrow_mut().mark_shared = colo;
+            return;
+        }
+        crate::replica::tier::cache_put(
+            &self.mark_key,
+            mark.to_bytes().to_vec(),
+            mark_ttl_seconds(self.max_staleness_seconds),
+        )
+        .await;
+        self.state.borrow_mut().mark_shared = Some(mark);
+    }
+}
+
+/// Host of the Cache API keys of the shared high-water marks (never fetched).
+const MARK_HOST: &str = "https://tollgate-high-water.invalid";
+
+/// How long the colo's mark is kept: six staleness bounds, at least 60 s. A replay must
+/// pass the age check, so only messages made within one bound (plus the service's clock
+/// running ahead) can be replayed; a mark older than that refuses nothing the age check
+/// would not.
+pub fn mark_ttl_seconds(max_staleness_seconds: u64) -> u64 {
+    max_staleness_seconds.saturating_mul(6).max(60)
+}
+
+/// `text` as one URL path segment (everything but ASCII letters and digits escaped).
+fn key_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn now_secs() -> u64 {

@@ -344,7 +344,7 @@ fn mark_ok(st: &mut State) {
     }
 }
 
-async fn cache_get(key: &str, max_age_ms: f64) -> Option<Vec<u8>> {
+pub(crate) async fn cache_get(key: &str, max_age_ms: f64) -> Option<Vec<u8>> {
     let mut resp = worker::Cache::default().get(key, true).await.ok().flatten()?;
     let stored: f64 = resp.headers().get(STORED_AT).ok().flatten()?.parse().ok()?;
     if now_ms() - stored > max_age_ms {
@@ -353,7 +353,7 @@ async fn cache_get(key: &str, max_age_ms: f64) -> Option<Vec<u8>> {
     resp.bytes().await.ok()
 }
 
-async fn cache_put(key: &str, body: Vec<u8>, ttl_s: u64) {
+pub(crate) async fn cache_put(key: &str, body: Vec<u8>, ttl_s: u64) {
     let Ok(resp) = worker::Response::from_bytes(body) else { return };
     let headers = worker::Headers::new();
     let _ = headers.set("cache-control", &format!("max-age={ttl_s}"));
