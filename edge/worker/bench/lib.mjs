@@ -119,8 +119,8 @@ export const claims = (extra = {}) => ({ iss: ISS, aud: AUD, sub: 'bench-user', 
 
 // ---- processes -----------------------------------------------------------------
 /** The revocation service in a fresh data directory under `work`, with a read key
- * (for the Worker) and a write key (for `post`). */
-export async function startRevocation(bin, work) {
+ * (for the Worker) and a write key (for `post`). `env`: settings (`TOLLGATE_*`). */
+export async function startRevocation(bin, work, { env: settings = {} } = {}) {
   const dataDir = mkdtempSync(path.join(work, 'revocation-'));
   // The service warns about TOLLGATE_* variables it does not know (this script's own).
   const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TOLLGATE_')));
@@ -134,7 +134,7 @@ export async function startRevocation(bin, work) {
   const writeKey = key('origin', 'events:write', '--issuer', ISS);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  launch(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { env: cleanEnv, stdio: 'ignore' });
+  launch(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { env: { ...cleanEnv, ...settings }, stdio: 'ignore' });
   await waitFor('revocation service', async () => (await fetch(`${url}/healthz`)).ok);
   const publicJwk = await (await fetch(`${url}/v1/denylist/key`)).text();
   const post = async (body) => {
@@ -146,7 +146,7 @@ export async function startRevocation(bin, work) {
     if (!r.ok) throw new Error(`POST /v1/events ${r.status} ${await r.text()}`);
     return r.json();
   };
-  return { url, readKey, publicJwk, post };
+  return { url, readKey, writeKey, publicJwk, post };
 }
 
 const capnpString = (s) => JSON.stringify(s); // JSON string escapes are valid Cap'n Proto text escapes
@@ -169,7 +169,9 @@ export default {
  * TOLLGATE_ORIGIN is IN_PROCESS_ORIGIN reach the network through the in-process origin.
  * A worker whose vars name a JavaScript file in BENCH_MODULE runs that file instead of
  * the bundle (the other vars are its bindings). `args`: more command-line arguments (e.g.
- * `--inspector-addr=...`). */
+ * `--inspector-addr=...`). A worker whose vars have BENCH_HUB_DIR gets the
+ * RevocationHub Durable Object class (SQLite storage in that directory) bound as
+ * TOLLGATE_HUB, as wrangler.toml binds it. */
 export async function startWorkerd(workers, { workerd, build, args = [] }) {
   const ports = {};
   const services = [];
@@ -180,8 +182,15 @@ export async function startWorkerd(workers, { workerd, build, args = [] }) {
     const id = name.replace(/[^a-zA-Z]/g, '');
     services.push(`(name = ${capnpString(name)}, worker = .${id})`);
     sockets.push(`(name = ${capnpString(name)}, address = "127.0.0.1:${ports[name]}", http = (), service = ${capnpString(name)})`);
-    const { BENCH_MODULE: module, ...bound } = vars;
+    const { BENCH_MODULE: module, BENCH_HUB_DIR: hubDir, ...bound } = vars;
     const bindings = Object.entries(bound).map(([k, v]) => `(name = ${capnpString(k)}, text = ${capnpString(v)})`);
+    let hub = '';
+    if (hubDir !== undefined) {
+      bindings.push('(name = "TOLLGATE_HUB", durableObjectNamespace = "RevocationHub")');
+      services.push(`(name = "disk-${id}", disk = (path = ${capnpString(hubDir)}, writable = true))`);
+      hub = `durableObjectNamespaces = [ (className = "RevocationHub", uniqueKey = "tollgate-bench-${id}", enableSql = true) ],
+  durableObjectStorage = (localDisk = "disk-${id}"),`;
+    }
     let modules = `(name = "index.js", esModule = embed "index.js"),
     (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),`;
     if (module !== undefined) {
@@ -197,6 +206,7 @@ export async function startWorkerd(workers, { workerd, build, args = [] }) {
   compatibilityDate = "2026-06-01",
   globalOutbound = ${vars.TOLLGATE_ORIGIN === IN_PROCESS_ORIGIN ? '"origin"' : '"loopback"'},
   bindings = [ ${bindings.join(',\n    ')} ],
+  ${hub}
 );`);
   }
   writeFileSync(path.join(build, 'bench-origin.js'), ORIGIN_JS);
@@ -237,14 +247,17 @@ export const cpuUs = (pids) => pids.reduce((sum, pid) => sum + (statFields(pid)[
 export const childrenCpuUs = () => (statFields('self')[13] + statFields('self')[14]) * TICK_US;
 
 // ---- wrk -----------------------------------------------------------------------
-/** One wrk run (-t1) against `url` with one bearer `token` or a token per request from
- * `tokensFile`; returns req/s, p50/p99 (ms), non-2xx count and request count. */
-export function wrk(url, { token, tokensFile, startAt = 0 }, { conns, secs }) {
+/** One wrk run (-t1) against `url` with one bearer `token`, a token per request from
+ * `tokensFile`, or another wrk Lua `script` given `scriptArgs`; returns req/s, p50/p99
+ * (ms), non-2xx count and request count. */
+export function wrk(url, { token, tokensFile, startAt = 0, script, scriptArgs = [] }, { conns, secs }) {
   const args = ['-t1', `-c${conns}`, `-d${secs}s`, '--latency'];
   if (token) args.push('-H', `Authorization: Bearer ${token}`);
   if (tokensFile) args.push('-s', LUA);
+  else if (script) args.push('-s', script);
   args.push(url);
   if (tokensFile) args.push('--', tokensFile, String(startAt));
+  else if (script) args.push('--', ...scriptArgs);
   const out = execFileSync('wrk', args, { encoding: 'utf8', timeout: (secs + 30) * 1000 });
   const num = (re) => {
     const m = re.exec(out);
