@@ -10,10 +10,10 @@ import http from 'node:http';
 
 import * as jose from 'jose';
 
-import { stopAll, waitFor } from './lib/procs.mjs';
+import { stopAll, waitFor, delay } from './lib/procs.mjs';
 import { startOrigin, startJwksHost } from './lib/servers.mjs';
 import { startRevocation, startWorker, logDir, BENCH_BUILD } from './lib/stack.mjs';
-import { Subscriber, verified } from './lib/wire-read.mjs';
+import { Subscriber, read, verified } from './lib/wire-read.mjs';
 
 const ISS = 'https://issuer.test';
 const AUD = 'https://api.test';
@@ -87,16 +87,29 @@ function hubVars(upstream, extra = {}) {
 
 /**
  * A proxy in front of the service that, in mode 'forge', re-signs every delta it passes
- * with a key of its own (a hub or a path to it that cannot be trusted).
+ * with a key of its own (a hub or a path to it that cannot be trusted); in mode
+ * 'replay', answers every delta request with the last heartbeat (empty delta, validly
+ * signed by the service) it passed, withholding whatever happened since.
  */
 async function startForgingProxy(target) {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const state = { mode: 'pass', forged: 0 };
+  const state = { mode: 'pass', forged: 0, heartbeat: null, replayed: 0, passing: 0 };
   const server = http.createServer(async (req, res) => {
     try {
-      const upstream = await fetch(target + req.url, { headers: { authorization: req.headers.authorization ?? '' } });
-      let body = Buffer.from(await upstream.arrayBuffer());
       const isDelta = req.url.includes('since=');
+      if (state.mode === 'replay' && isDelta && state.heartbeat) {
+        await new Promise((r) => setTimeout(r, 250));
+        state.replayed++;
+        return res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(state.heartbeat);
+      }
+      state.passing++;
+      const upstream = await fetch(target + req.url, { headers: { authorization: req.headers.authorization ?? '' } })
+        .finally(() => state.passing--);
+      let body = Buffer.from(await upstream.arrayBuffer());
+      if (state.mode === 'pass' && isDelta && upstream.status === 200) {
+        const msg = read(new Uint8Array(body));
+        if (msg.type === 'delta' && msg.events.length === 0) state.heartbeat = body;
+      }
       if (state.mode === 'forge' && isDelta && upstream.status === 200 && body.length > 64) {
         const signed = body.subarray(0, body.length - 64);
         body = Buffer.concat([signed, sign('sha256', signed, { key: privateKey, dsaEncoding: 'ieee-p1363' })]);
@@ -304,6 +317,41 @@ test('a delta not signed by the service is refused by the edge even though the h
     assert.equal(r.status, 503);
   } finally {
     await forged.stop();
+    await proxy.close();
+  }
+});
+
+test('a replayed old heartbeat served by the hub does not keep the edge fresh: a withheld logout fails closed', async () => {
+  const proxy = await startForgingProxy(svc.url);
+  const replayed = await startWorker(hubVars(proxy.url), { script: BENCH_BUILD, logName: 'hub-replayed' });
+  try {
+    const sid = `hub-replayed-${randomUUID()}`;
+    const token = await mint({ sid });
+    await ready(replayed, '/replay/before', token);
+    await waitFor('a heartbeat to pass the proxy', async () => proxy.state.heartbeat !== null, { timeoutMs: 10000 });
+    proxy.state.mode = 'replay';
+    // The long-poll in flight when the replay began ends before the logout is posted.
+    await waitFor('the replay to take over', async () => proxy.state.replayed > 0 && proxy.state.passing === 0, { timeoutMs: 10000 });
+    // The logout reaches the service, never the hub: the proxy answers the hub's
+    // long-polls with the old "nothing happened", and the hub serves it as its heartbeat.
+    await svc.post({ kind: 'logout', sid, exp: now() + 3600 });
+    const seen = new Set();
+    await waitFor('the edge to fail closed', async () => {
+      const status = (await call(replayed, '/replay/stale', token)).status;
+      seen.add(status);
+      return status === 503;
+    }, { timeoutMs: (2 * MAX_STALENESS + 10) * 1000, intervalMs: 100 });
+    assert.ok(!seen.has(401), 'the logout was withheld from the hub (else this test shows nothing)');
+    assert.ok(proxy.state.replayed > 0, 'the hub took replayed heartbeats');
+    const iso = await isolate(replayed);
+    assert.ok(iso.hub.too_old > 0, JSON.stringify(iso.hub));
+    // Fail closed holds while the replay goes on (the hub keeps serving a "new" heartbeat).
+    for (let i = 0; i < 3; i++) {
+      await delay(INTERVAL_MS);
+      assert.equal((await call(replayed, '/replay/still', token)).status, 503);
+    }
+  } finally {
+    await replayed.stop();
     await proxy.close();
   }
 });

@@ -17,6 +17,16 @@
 //! message from the hub continued the replica (the hub's head and a cached answer
 //! refresh nothing by themselves); past `TOLLGATE_MAX_STALENESS_SECONDS`, fail mode
 //! `closed` answers 503.
+//!
+//! The hub is not trusted, so the acceptance rules that matter on this path hold here
+//! too. **Age:** a message refreshes the replica only when it was signed within the
+//! staleness bound; older ones are applied (their events only add entries) but leave
+//! the replica as stale as it was, so a hub or cache replaying an old heartbeat cannot
+//! keep edges fresh. A snapshot is not held to the bound for its content (the hub keeps
+//! one and the deltas after it, so it is old by design). **Epoch:** within an isolate,
+//! a snapshot or delta of another epoch than the one held is refused; a replaced
+//! service is taken by isolates started after it. **Sequence:** deltas that would leave
+//! a gap are refused, and a snapshot behind the replica is refused.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,6 +34,7 @@ use std::rc::Rc;
 use futures_util::future::{select, Either};
 use serde::{Deserialize, Serialize};
 use tollgate_core::jwk::P256Key;
+use tollgate_core::wire::{decode_delta, decode_snapshot};
 use tollgate_core::{Claims, Denylist, WireError};
 
 use crate::config::{FailMode, HubTier, Revocation};
@@ -54,8 +65,11 @@ pub struct Counters {
     pub snapshot_cache: u64,
     /// Snapshots from the hub.
     pub snapshot_hub: u64,
-    /// Messages refused (signature, format).
+    /// Messages refused (signature, format, epoch, sequence).
     pub refused: u64,
+    /// Verified messages signed longer ago than the staleness bound: applied, but they
+    /// did not refresh the replica.
+    pub too_old: u64,
 }
 
 #[derive(Debug)]
@@ -266,9 +280,14 @@ impl HubReplica {
         let msgs = tollgate_hub::wire::unframe(body).ok_or("since: broken framing")?;
         let mut st = self.state.borrow_mut();
         let Some(list) = st.list.as_mut() else { return Err("no replica".into()) };
+        // The newest signed creation time among the messages that continued the replica.
+        let mut newest = None;
         for m in &msgs {
-            match list.apply_delta(m, &self.key) {
-                Ok(_) | Err(WireError::Backwards { .. }) => {}
+            let applied =
+                decode_delta(m, &self.key).and_then(|d| list.apply_decoded_delta(&d).map(|_| d.stamp.created));
+            match applied {
+                Ok(created) => newest = newest.max(Some(created)),
+                Err(WireError::Backwards { .. }) => {}
                 Err(e) => {
                     drop(st);
                     self.counters.borrow_mut().refused += 1;
@@ -276,11 +295,26 @@ impl HubReplica {
                 }
             }
         }
-        if !msgs.is_empty() {
-            st.tick = tick;
-            mark_ok(&mut st);
+        let Some(created) = newest else { return Ok(()) };
+        st.tick = tick;
+        if !self.signed_recently(created) {
+            drop(st);
+            self.counters.borrow_mut().too_old += 1;
+            return Err(format!(
+                "the hub's newest message was signed at {created}, more than {} s ago: applied, the replica stays as \
+                 stale as it was",
+                self.max_staleness_seconds
+            ));
         }
+        mark_ok(&mut st);
         Ok(())
+    }
+
+    /// Whether a message signed at `created` (seconds, the signer's clock) is within the
+    /// staleness bound of now. One from the future counts as now.
+    fn signed_recently(&self, created: u64) -> bool {
+        let now = (now_ms() / 1000.0) as u64;
+        now.saturating_sub(created) <= self.max_staleness_seconds
     }
 
     async fn take_snapshot(&self, env: &worker::Env, ctx: &worker::Context, cache_first: bool) -> Result<(), String> {
@@ -310,16 +344,19 @@ impl HubReplica {
 
     fn install(&self, body: &[u8], from_hub: bool) -> Result<(), String> {
         let mut st = self.state.borrow_mut();
-        let mut list = st.list.take().unwrap_or_else(|| Denylist::new([0; 16]));
-        let seeded = list.seq() > 0 || !list.is_empty();
-        let r = list.apply_snapshot(body, &self.key);
-        if r.is_ok() || seeded {
-            st.list = Some(list);
-        }
+        let r = decode_snapshot(body, &self.key).and_then(|next| match st.list.as_ref() {
+            Some(held) if held.stamp().map(|s| s.epoch) != next.stamp().map(|s| s.epoch) => Err(WireError::Epoch),
+            Some(held) if next.seq() < held.seq() => {
+                Err(WireError::Backwards { current: held.seq(), offered: next.seq() })
+            }
+            _ => Ok(next),
+        });
         match r {
-            Ok(()) => {
+            Ok(next) => {
+                let created = next.stamp().map_or(0, |s| s.created);
+                st.list = Some(next);
                 st.tick = 0;
-                if from_hub {
+                if from_hub && self.signed_recently(created) {
                     mark_ok(&mut st);
                 }
                 Ok(())
