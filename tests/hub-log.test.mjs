@@ -21,6 +21,10 @@ const SECRET = `hub-log-origin-secret-${randomUUID()}`;
 const WRITE_KEY = `hub-write-${randomUUID()}`;
 const OTHER_KEY = `hub-other-issuer-${randomUUID()}`;
 const READ_KEY = `hub-read-${randomUUID()}`;
+const LIMITED_KEY = `hub-limited-${randomUUID()}`;
+// Per-key rate limit of the suite (every key): 10 events a second, 50 at once.
+const RATE = 10;
+const BURST = 50;
 
 let origin;
 let jwks;
@@ -100,7 +104,10 @@ before(async () => {
       { name: 'origin', key: WRITE_KEY, scopes: ['events:write'], issuers: [ISS] },
       { name: 'other', key: OTHER_KEY, scopes: ['events:write'], issuers: ['https://other.test'] },
       { name: 'edge', key: READ_KEY, scopes: ['denylist:read'] },
+      { name: 'limited', key: LIMITED_KEY, scopes: ['events:write'], issuers: [ISS] },
     ]),
+    TOLLGATE_HUB_KEY_EVENTS_PER_SEC: String(RATE),
+    TOLLGATE_HUB_KEY_BURST_EVENTS: String(BURST),
     TOLLGATE_ORIGIN_SECRET: SECRET,
     TOLLGATE_BENCH_ENDPOINT: 'on',
     TOLLGATE_ROUTES: JSON.stringify([{ path: '/public/*', auth: 'none' }, { path: '/*', auth: 'required' }]),
@@ -167,6 +174,28 @@ test('log mode: scopes are enforced', async () => {
   const foreign = await post('v1/refresh/rotate', { sid, presented_jti: 'r0', next_jti: 'r1', exp: now() + 3600 }, { auth: OTHER_KEY });
   assert.equal(foreign.status, 403);
   assert.equal(foreign.body.error, 'forbidden_issuer');
+});
+
+test('log mode: per-key rate limit: 429 rate_limited with Retry-After, per key, nothing appended', async () => {
+  const logouts = (n) => ({ events: Array.from({ length: n }, () => ({ kind: 'logout', sid: `limited-${randomUUID()}`, exp: now() + 60 })) });
+  const over = await api('v1/events', { body: logouts(BURST + 1), auth: LIMITED_KEY });
+  assert.equal(over.status, 429);
+  assert.equal((await over.json()).error, 'rate_limited');
+  assert.equal(over.headers.get('retry-after'), '60', 'a batch over the burst never fits');
+  const full = await post('v1/events', logouts(BURST), { auth: LIMITED_KEY });
+  assert.equal(full.status, 200, JSON.stringify(full.body));
+  const seq = (await head()).seq;
+  const spent = await api('v1/events', { body: logouts(RATE), auth: LIMITED_KEY });
+  assert.equal(spent.status, 429);
+  const body = await spent.json();
+  assert.equal(body.error, 'rate_limited');
+  assert.match(body.detail, /10 events a second \(burst 50\)/);
+  assert.ok(Number(spent.headers.get('retry-after')) >= 1, spent.headers.get('retry-after'));
+  assert.equal((await head()).seq, seq, 'a refused batch appends nothing');
+  // Another key's bucket is its own.
+  assert.equal((await post('v1/events', logouts(1))).status, 200);
+  // The bucket refills at the rate.
+  await waitFor('the limited key to post again', async () => (await api('v1/events', { body: logouts(1), auth: LIMITED_KEY })).status === 200, { timeoutMs: 5000, intervalMs: 200 });
 });
 
 test('log mode: bad bodies are 4xx with a typed error, never 5xx', async () => {

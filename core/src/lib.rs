@@ -29,6 +29,7 @@ extern crate std;
 
 pub mod alg;
 pub mod b64;
+pub mod bucket;
 pub mod cache;
 pub mod claims;
 pub mod denylist;

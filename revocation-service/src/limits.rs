@@ -10,14 +10,7 @@ use std::sync::Mutex;
 
 use hashbrown::HashMap;
 
-/// One key's bucket.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    /// Tokens, in thousandths of an event.
-    milli: u64,
-    /// When `milli` was last brought up to date, ms.
-    at_ms: u64,
-}
+use tollgate_core::bucket::{Refused, TokenBucket};
 
 /// The buckets of every key.
 #[derive(Debug)]
@@ -26,7 +19,7 @@ pub(crate) struct RateLimiter {
     rate: u64,
     /// Bucket size, events.
     burst: u64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl RateLimiter {
@@ -36,26 +29,14 @@ impl RateLimiter {
     }
 
     /// Takes `n` tokens from `key`'s bucket at `now_ms`, or says how many seconds until
-    /// they would be there (`Err`).
+    /// they would be there (`Err`; `u64::MAX`: more than the burst, never).
     pub(crate) fn take(&self, key: &str, n: u64, now_ms: u64) -> Result<(), u64> {
-        let cap = self.burst.saturating_mul(1000);
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let b = buckets.entry_ref(key).or_insert(Bucket { milli: cap, at_ms: now_ms });
-        let elapsed = now_ms.saturating_sub(b.at_ms);
-        // rate events/s = rate milli-events/ms.
-        b.milli = b.milli.saturating_add(elapsed.saturating_mul(self.rate)).min(cap);
-        b.at_ms = b.at_ms.max(now_ms);
-        let need = n.saturating_mul(1000);
-        if b.milli >= need {
-            b.milli -= need;
-            return Ok(());
-        }
-        if need > cap {
-            // Never fits: the request is larger than the burst.
-            return Err(u64::MAX);
-        }
-        let missing_ms = (need - b.milli).div_ceil(self.rate);
-        Err(missing_ms.div_ceil(1000).max(1))
+        let b = buckets.entry_ref(key).or_insert(TokenBucket::full(self.burst, now_ms));
+        b.take(n, now_ms, self.rate, self.burst).map_err(|r| match r {
+            Refused::RetryAfter(secs) => secs,
+            Refused::OverBurst => u64::MAX,
+        })
     }
 
     /// Sustained events per second.

@@ -23,6 +23,7 @@
 pub mod api;
 pub mod config;
 pub mod keys;
+pub mod limits;
 pub mod log;
 pub mod object;
 pub mod push;

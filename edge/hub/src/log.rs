@@ -24,12 +24,14 @@ use std::cell::RefCell;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tollgate_core::bucket::Refused;
 use tollgate_core::wire::{encode_delta, encode_snapshot, Delta, DeltaEvent, DenylistSigner, Stamp};
 use tollgate_core::{Denylist, Entry, EntryKind};
 use worker::{Method, Request, Response, Result, SqlStorageValue};
 
 use crate::config::Mode;
 use crate::keys::ApiKey;
+use crate::limits;
 use crate::object::{error, RevocationHub};
 use crate::store::{Head, Since, Store};
 
@@ -332,7 +334,7 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> std::result::R
 }
 
 /// `/v1/...` in log mode (`op` without the `v1/`).
-pub async fn serve(hub: &RevocationHub, mut req: Request, _tenant: &str, store: &Store, op: &str) -> Result<Response> {
+pub async fn serve(hub: &RevocationHub, mut req: Request, tenant: &str, store: &Store, op: &str) -> Result<Response> {
     if let Err(e) = ddl(store) {
         return error(503, "storage", &e);
     }
@@ -347,7 +349,7 @@ pub async fn serve(hub: &RevocationHub, mut req: Request, _tenant: &str, store: 
                     .authorize(&req, "events:write")?
                     .ok_or_else(|| error(401, "unauthorized", "a key is required"))?;
                 let v = body(&mut req).await?;
-                events(store, &key, v)
+                events(store, &key, v, &|n| charge(hub, tenant, &key, n))
             }
             (Method::Post, "sessions") => {
                 let key = hub
@@ -387,7 +389,32 @@ fn internal(e: String) -> Result<Response> {
     error(503, "not_writable", "the hub could not write; see its log")
 }
 
-fn events(store: &Store, key: &ApiKey, v: Value) -> Answer {
+/// Charges `n` events to `key`'s rate limit (crate::limits): 429 `rate_limited` with
+/// `Retry-After` when it is spent.
+fn charge(hub: &RevocationHub, tenant: &str, key: &ApiKey, n: u64) -> std::result::Result<(), Result<Response>> {
+    let l = limits::limits(&|name| crate::config::read(hub.env_ref(), name)).map_err(|e| {
+        worker::console_log!("tollgate-hub: {e}");
+        error(503, "misconfigured", "the hub's rate limits do not parse")
+    })?;
+    let (detail, secs) = match limits::admit(tenant, &key.name, n, js_sys::Date::now() as u64, l) {
+        Ok(()) => return Ok(()),
+        Err(Refused::RetryAfter(secs)) => {
+            (format!("this key may post {} events a second (burst {})", l.rate, l.burst), secs)
+        }
+        Err(Refused::OverBurst) => (format!("{n} events exceed this key's burst of {}", l.burst), 60),
+    };
+    Err(error(429, "rate_limited", &detail).and_then(|mut r| {
+        r.headers_mut().set("retry-after", &secs.to_string())?;
+        Ok(r)
+    }))
+}
+
+fn events(
+    store: &Store,
+    key: &ApiKey,
+    v: Value,
+    charge: &dyn Fn(u64) -> std::result::Result<(), Result<Response>>,
+) -> Answer {
     let list = match serde_json::from_value::<Events>(v).map_err(|e| error(400, "bad_json", &e.to_string()))? {
         Events::Batch { events } => events,
         Events::One(v) => vec![v],
@@ -434,6 +461,7 @@ fn events(store: &Store, key: &ApiKey, v: Value) -> Answer {
         let iss = scope(key, ev.iss.as_deref())?;
         checked.push((ev, entry, iss));
     }
+    charge(checked.len() as u64)?;
     // Idempotency: a key already used for the same event answers its seq; for another, 422.
     let mut dup = Vec::with_capacity(checked.len());
     for (ev, _, _) in &checked {
