@@ -14,6 +14,8 @@ import { stopAll, waitFor, delay } from './lib/procs.mjs';
 import { startOrigin, startJwksHost } from './lib/servers.mjs';
 import { startRevocation, startWorker, logDir, BENCH_BUILD } from './lib/stack.mjs';
 import { Subscriber, read, verified } from './lib/wire-read.mjs';
+// The npm package as edge/npm/build.sh makes it (edge/hub/test.sh builds it).
+import { RemoteDenylist, Verifier } from '../edge/npm/pkg/dist/node.js';
 
 const ISS = 'https://issuer.test';
 const AUD = 'https://api.test';
@@ -198,6 +200,53 @@ test('relay push: a subscriber gets the service-signed delta of a logout, and he
   }
 });
 
+test('relay push: the npm RemoteDenylist (transport hub-ws) learns a logout by push and stays fresh on heartbeats', async () => {
+  const errors = [];
+  let updates = 0;
+  const remote = new RemoteDenylist({
+    url: `${worker.url.replace(/^http/, 'ws')}/__tollgate/hub/${TENANT}/ws`,
+    transport: 'hub-ws',
+    token: HUB_KEY,
+    // Relay mode: the hub passes the service's messages, so the service's key.
+    publicJwk: svc.publicJwkText,
+    maxStalenessSeconds: MAX_STALENESS,
+    onError: (e) => errors.push(e),
+    onUpdate: () => updates++,
+  });
+  const verifier = new Verifier({ jwks: jwks.docs['/hub.json'], issuers: [ISS], audiences: [AUD] });
+  const check = async (token) => {
+    const r = await verifier.check(token, { denylist: remote });
+    return r.ok ? 'accept' : r.reason ?? r.code;
+  };
+  await remote.start();
+  try {
+    assert.equal(remote.stale, false);
+    const sid = `npm-push-${randomUUID()}`;
+    const token = await mint({ sid });
+    assert.equal(await check(token), 'accept');
+    const t0 = performance.now();
+    const { accepted } = await svc.post({ kind: 'logout', sid, exp: now() + 3600 });
+    await remote.waitForSeq(accepted[0].seq, { timeoutMs: 10000 });
+    console.log(`# npm push: logout posted → replica at its seq ${(performance.now() - t0).toFixed(1)} ms`);
+    assert.equal(await check(token), 'revoked');
+    // Nothing else happens: signed heartbeats (asked every MAX_STALENESS / 3 s, and the
+    // relay's pushed unasked) keep it fresh past the bound.
+    const from = performance.now();
+    const updatesBefore = updates;
+    let stale = 0;
+    while (performance.now() - from < (MAX_STALENESS + 1) * 1000) {
+      if (remote.stale) stale++;
+      await delay(100);
+    }
+    assert.equal(stale, 0, 'never stale while heartbeats come');
+    assert.ok(updates - updatesBefore >= MAX_STALENESS, `${updates - updatesBefore} heartbeats taken`);
+    assert.equal(await check(token), 'revoked');
+    assert.deepEqual(errors.map(String), []);
+  } finally {
+    await remote.stop();
+  }
+});
+
 test('hub API: keys and scopes are enforced, bad input is a 4xx', async () => {
   assert.equal((await hub(worker, 'head', { auth: null })).status, 401);
   assert.equal((await hub(worker, 'head', { auth: 'not-a-key-of-the-hub' })).status, 401);
@@ -279,8 +328,12 @@ test('a fresh isolate (wrangler dev restarted on the same storage) takes its sna
   const persistTo = worker.persistTo;
   await worker.stop();
   worker = await startWorker(hubVars(svc.url), { script: BENCH_BUILD, logName: 'hub-restarted', persistTo });
-  const r = await call(worker, '/restart/after', token);
-  assert.equal(r.status, 401, 'the revocation survived the restart');
+  // The hub's stored heartbeat was signed before the restart, more than the bound ago,
+  // so it refreshes nothing: until the hub relays a new one, the answer is 503, never
+  // the token let through.
+  const first = await call(worker, '/restart/after', token);
+  assert.ok([401, 503].includes(first.status), `first answer ${first.status}`);
+  await waitFor('the restarted Worker to reject the token', async () => (await call(worker, '/restart/after', token)).status === 401, { timeoutMs: 10000, intervalMs: 100 });
   const iso = await isolate(worker);
   assert.equal(iso.hub.snapshot_cache, 1, JSON.stringify(iso.hub));
   assert.equal(iso.hub.snapshot_hub, 0, JSON.stringify(iso.hub));

@@ -2,8 +2,9 @@
 # End-to-end tests of the revocation hub (edge/hub) in real workerd (wrangler dev): the
 # RevocationHub Durable Object exported by the Worker's script, relay mode against the
 # real revocation service, the Worker's cache-tier replica. Installs what it needs
-# (scripts/tools.sh), builds the Worker's measurement build and the service, runs
-# tests/hub.test.mjs (node:test). Non-zero on any failure; bounded in time.
+# (scripts/tools.sh), builds the Worker's measurement build, the service and the npm
+# package (whose RemoteDenylist subscribes to the hub's push), runs tests/hub.test.mjs
+# (node:test). Non-zero on any failure; bounded in time.
 #   edge/hub/test.sh                 build if needed, unit tests, then the e2e suite
 #   TOLLGATE_E2E_PROFILE=debug ...   reuse the debug service binary (scripts/test.sh)
 #   TOLLGATE_E2E_LOGS=DIR ...        keep the processes' logs in DIR
@@ -29,6 +30,16 @@ else
 fi
 log "building the Worker's measurement build (exports RevocationHub; bench endpoint for the tier's counters)"
 TOLLGATE_BUILD_FEATURES=bench timeout 1500 edge/worker/build.sh
+
+# The npm package (tests/hub.test.mjs subscribes with its RemoteDenylist): built unless
+# the package is newer than every source it is made from.
+pkg=edge/npm/pkg/dist/node.js
+if [ -f "$pkg" ] && [ -z "$(find edge/npm/src edge/npm/js edge/npm/build.sh core/src -newer "$pkg" -print -quit)" ]; then
+  log "the npm package is up to date ($pkg)"
+else
+  log "building the npm package"
+  timeout 1500 edge/npm/build.sh
+fi
 
 if [ ! -d tests/node_modules/jose ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
   log "installing the test dependencies (tests/package-lock.json)"

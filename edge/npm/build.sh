@@ -57,7 +57,7 @@ if [ "${TOLLGATE_WASM_OPT:-1}" != 0 ]; then
 fi
 
 log "assembling the package"
-for f in api errors verifier jwks-source remote-denylist http client node web workerd b64 url issuer revocation-client refresh cookies assertion; do
+for f in api errors verifier jwks-source remote-denylist hub-subscription http client node web workerd b64 url issuer revocation-client refresh cookies assertion; do
   cp "$NPM_DIR/js/$f.js" "$PKG/dist/$f.js"
 done
 # The CommonJS entry: node-cjs.js and everything it imports, bundled into one file.

@@ -259,15 +259,34 @@ export declare class Acceptance {
   free(): void;
 }
 
+/** A WebSocket constructor taking `(url, { headers })`, as Node's global one and the `ws` package do. */
+export type WebSocketConstructor = new (url: string, options?: { headers?: Record<string, string> }) => {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (event: any) => void): void;
+};
+
 export interface RemoteDenylistOptions {
-  /** The revocation service's base URL: `https://…`, or `http://` to loopback only. */
+  /**
+   * Long-poll: the revocation service's base URL, `https://…` (`http://` to loopback only).
+   * Push (`transport: 'hub-ws'`): the hub's `wss://{worker}/__tollgate/hub/{tenant}/ws`
+   * (`ws://` to loopback only).
+   */
   url: string;
+  /** How the replica follows: "long-poll" (default: HTTP to the service) or "hub-ws" (the revocation hub's WebSocket push). */
+  transport?: 'long-poll' | 'hub-ws';
   /** A `denylist:read` API key. */
   token?: string;
-  /** The service's public JWK, pinned (required: never fetched on first use). */
+  /** The signer's public JWK, pinned (required: never fetched on first use): the service's, or in push mode from a log-mode hub, the hub's. */
   publicJwk: Jwk | string;
   /** Long-poll wait in seconds (default 5). */
   waitSeconds?: number;
+  /** Push mode: seconds between asks, each answered by a signed heartbeat at the head (default min(maxStalenessSeconds / 3, 5); at least 0.12). */
+  pingSeconds?: number;
+  /** Push mode: the WebSocket constructor (default `globalThis.WebSocket`). */
+  WebSocket?: WebSocketConstructor;
   /** Staleness bound (default 10). */
   maxStalenessSeconds?: number;
   /** What verification does with a stale replica (default "closed": refuse). */
@@ -302,9 +321,14 @@ export declare class RemoteDenylist {
   readonly highWaterMark: string | null;
   /** The service epoch followed (32 hex digits), or null before the first snapshot. */
   readonly epoch: string | null;
+  /** How the replica follows the service. */
+  readonly transport: 'long-poll' | 'hub-ws';
   assertFresh(): void;
+  /** The first snapshot (push mode: the first message applied), then the background loop. */
   start(): Promise<this>;
+  /** Ends the background loop (push mode: closes the socket). */
   stop(): Promise<void>;
+  /** One exchange (long-poll only: in push mode it rejects with INVALID_OPTIONS). */
   sync(options?: { waitSeconds?: number; signal?: AbortSignal }): Promise<void>;
   waitForSeq(seq: number, options?: { timeoutMs?: number }): Promise<number>;
 }

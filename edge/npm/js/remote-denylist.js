@@ -42,19 +42,43 @@
 // new mark. A mark that cannot be loaded or read fails start()/sync() (closed); a
 // failed save goes to onError and is retried on the next sync.
 //
+// Push mode (`transport: "hub-ws"`, `url` the revocation hub's
+// `wss://{worker}/__tollgate/hub/{tenant}/ws`): instead of long-polling, start() opens a
+// WebSocket to the hub (hub-subscription.js), asks `{"since": SEQ}` and applies every
+// signed message the hub pushes through the same path as the HTTP answers: snapshot or
+// delta by the message's magic, the same key, acceptance rules, high-water mark,
+// onUpdate and onError. The ask is repeated every pingSeconds (default
+// min(maxStalenessSeconds / 3, 5)); the hub answers it at the head with a signed
+// heartbeat, and only that keeps the replica fresh: an open socket proves nothing. A
+// message that cannot be applied (a gap, a bad signature) leads to an ask with the
+// sequence held; a socket that closes is reopened with the retry backoff. The
+// `publicJwk` is the signer's: the service's when the hub relays it, the hub's in log
+// mode. sync() has no meaning there (the socket drives the replica) and rejects.
+//
 // Configuration refused at construction (TollgateError code INVALID_OPTIONS): a URL that
-// is `http://` to a host other than loopback (127.0.0.0/8, ::1, localhost): replication
-// elsewhere needs `https://`; and a missing `publicJwk`: the service's key is pinned in
-// configuration, never fetched from the service it is meant to authenticate (no trust
-// on first use).
+// is `http://` (`ws://` in push mode) to a host other than loopback (127.0.0.0/8, ::1,
+// localhost): replication elsewhere needs `https://` (`wss://`); a missing `publicJwk`:
+// the service's key is pinned in configuration, never fetched from the service it is
+// meant to authenticate (no trust on first use); push mode without a WebSocket (neither
+// `options.WebSocket` nor a global one) or with pingSeconds below 0.12 (asks are spaced by 120 ms).
 
 import { Acceptance, Denylist } from '../wasm/tollgate_wasm.js';
 import { TollgateError } from './errors.js';
+import { ASK_SPACING_MS, HubSubscription } from './hub-subscription.js';
 import { isLoopbackUrl } from './url.js';
 
 // The replication wire format version asked for: during an upgrade window the service
 // answers replicas that do not ask (built before version 2) in version 1.
 const WIRE = 2;
+
+// The transports, by `options.transport`: the URL schemes each takes (plain, then TLS).
+const TRANSPORTS = {
+  'long-poll': ['http:', 'https:'],
+  'hub-ws': ['ws:', 'wss:'],
+};
+
+// Push mode's default ping: at most this many seconds apart (and a third of the bound).
+const PING_MAX_SECONDS = 5;
 
 export class RemoteDenylist {
   #base;
@@ -82,6 +106,8 @@ export class RemoteDenylist {
   #legacyFloor = 0;
   #acceptance = null;
   #rebootstrap;
+  #transport;
+  #push = null;
 
   /** The replica. Pass the RemoteDenylist itself to Verifier calls to get staleness checks. */
   denylist = new Denylist();
@@ -94,12 +120,21 @@ export class RemoteDenylist {
     } catch {
       throw optionsError(`RemoteDenylist url: not a URL: ${JSON.stringify(options.url)}`);
     }
-    if (url.protocol === 'http:' && !isLoopbackUrl(url)) {
+    this.#transport = options.transport ?? 'long-poll';
+    if (!Object.hasOwn(TRANSPORTS, this.#transport)) {
+      throw optionsError(`RemoteDenylist transport: ${JSON.stringify(options.transport)}; expected "long-poll" or "hub-ws"`);
+    }
+    const schemes = TRANSPORTS[this.#transport];
+    const [plain, tls] = schemes;
+    if (url.protocol === plain && !isLoopbackUrl(url)) {
       throw optionsError(
-        `RemoteDenylist url: plain http to ${url.hostname}, which is not loopback: replication must use https:// (http:// only for 127.0.0.0/8, ::1, localhost)`,
+        `RemoteDenylist url: plain ${plain.slice(0, -1)} to ${url.hostname}, which is not loopback: replication must use ${tls}// (${plain}// only for 127.0.0.0/8, ::1, localhost)`,
       );
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw optionsError(`RemoteDenylist url: unsupported scheme ${url.protocol}`);
+    if (!schemes.includes(url.protocol)) {
+      const hint = this.#transport === 'long-poll' && TRANSPORTS['hub-ws'].includes(url.protocol) ? ' (for the hub\'s WebSocket push: transport: "hub-ws")' : '';
+      throw optionsError(`RemoteDenylist url: unsupported scheme ${url.protocol} for transport ${this.#transport}${hint}`);
+    }
     this.#base = options.url.replace(/\/+$/, '');
     this.#token = options.token ?? null;
     if (options.publicJwk === undefined || options.publicJwk === null || options.publicJwk === '') {
@@ -108,11 +143,26 @@ export class RemoteDenylist {
       );
     }
     this.#publicJwk = options.publicJwk;
-    this.#fetch = options.fetch ?? globalThis.fetch;
-    if (typeof this.#fetch !== 'function') throw new TypeError('no fetch available: pass options.fetch');
     this.#clock = options.clock ?? Date.now;
     this.#waitSeconds = options.waitSeconds ?? 5;
-    this.#maxStalenessMs = (options.maxStalenessSeconds ?? 10) * 1000;
+    const maxStalenessSeconds = options.maxStalenessSeconds ?? 10;
+    this.#maxStalenessMs = maxStalenessSeconds * 1000;
+    let WebSocketImpl = null;
+    let pingMs = 0;
+    if (this.#transport === 'hub-ws') {
+      WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
+      if (typeof WebSocketImpl !== 'function') {
+        throw optionsError('RemoteDenylist transport "hub-ws": no WebSocket in this runtime: pass options.WebSocket (a constructor taking (url, { headers }), e.g. the ws package)');
+      }
+      const pingSeconds = options.pingSeconds ?? Math.max(Math.min(maxStalenessSeconds / 3, PING_MAX_SECONDS), ASK_SPACING_MS / 1000);
+      if (typeof pingSeconds !== 'number' || !(pingSeconds * 1000 >= ASK_SPACING_MS)) {
+        throw optionsError(`RemoteDenylist pingSeconds: ${JSON.stringify(options.pingSeconds)}; a number of seconds, at least ${ASK_SPACING_MS / 1000} (the hub refuses asks closer than 100 ms)`);
+      }
+      pingMs = pingSeconds * 1000;
+    } else {
+      this.#fetch = options.fetch ?? globalThis.fetch;
+      if (typeof this.#fetch !== 'function') throw new TypeError('no fetch available: pass options.fetch');
+    }
     this.#failMode = options.failMode ?? 'closed';
     if (this.#failMode !== 'closed' && this.#failMode !== 'open') throw new TypeError('failMode must be "closed" or "open"');
     this.#retryMinMs = options.retryMinMs ?? 250;
@@ -125,6 +175,25 @@ export class RemoteDenylist {
     }
     this.#rebootstrap = options.rebootstrap === true;
     if (this.#mark === null) this.#acceptance = new Acceptance(this.#maxStalenessMs / 1000, null);
+    if (this.#transport === 'hub-ws') {
+      this.#push = new HubSubscription({
+        url: this.#base,
+        token: this.#token,
+        WebSocket: WebSocketImpl,
+        pingMs,
+        retryMinMs: this.#retryMinMs,
+        retryMaxMs: this.#retryMaxMs,
+        since: () => (this.#hasSnapshot ? this.seq : null),
+        apply: (bytes, kind) => this.#pushed(bytes, kind),
+        report: (e) => this.#report(e),
+        halted: () => this.#diverged,
+      });
+    }
+  }
+
+  /** How the replica follows the service: "long-poll" (HTTP) or "hub-ws" (the hub's push). */
+  get transport() {
+    return this.#transport;
   }
 
   /** The replica's high-water mark (`tg1:<epoch>:<seq>`, what highWaterMark.save gets), or null before the first snapshot. */
@@ -164,18 +233,36 @@ export class RemoteDenylist {
     }
   }
 
-  /** Takes the first snapshot (rejecting if that fails), then long-polls in the background. */
+  /**
+   * Takes the first snapshot (rejecting if that fails), then long-polls in the background;
+   * in push mode, opens the hub's socket and resolves once the first message is applied.
+   */
   async start() {
     if (this.#running) return this;
+    if (this.#push !== null) {
+      if (this.#diverged) throw this.#diverged;
+      this.#running = true;
+      try {
+        await this.#push.start();
+      } catch (e) {
+        this.#running = false;
+        throw e;
+      }
+      return this;
+    }
     await this.#snapshot(undefined);
     this.#running = true;
     this.#loop = this.#run();
     return this;
   }
 
-  /** Stops the background loop and waits for it to end. */
+  /** Stops the background loop (push mode: closes the socket) and waits for it to end. */
   async stop() {
     this.#running = false;
+    if (this.#push !== null) {
+      await this.#push.stop();
+      return;
+    }
     this.#abort?.abort();
     this.#sleep?.();
     await this.#loop;
@@ -184,6 +271,9 @@ export class RemoteDenylist {
 
   /** One exchange: a snapshot when there is none yet, else one delta (long-polled up to waitSeconds). */
   async sync({ waitSeconds = 0, signal } = {}) {
+    if (this.#push !== null) {
+      throw optionsError('RemoteDenylist sync(): transport "hub-ws" is driven by its socket: call start()');
+    }
     if (this.#diverged) throw this.#diverged;
     if (!this.#hasSnapshot) return this.#snapshot(signal);
     return this.#delta(waitSeconds, signal);
@@ -232,10 +322,20 @@ export class RemoteDenylist {
   }
 
   async #snapshot(signal) {
-    const key = this.#publicJwk;
     const res = await this.#get(`/v1/denylist?wire=${WIRE}`, signal);
     if (!res.ok) throw await httpError(res, 'snapshot');
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    return this.#takeSnapshot(new Uint8Array(await res.arrayBuffer()));
+  }
+
+  /** A message pushed by the hub, told apart by its magic. */
+  #pushed(bytes, kind) {
+    if (this.#diverged) throw this.#diverged;
+    return kind === 'snapshot' ? this.#takeSnapshot(bytes) : this.#takeDelta(bytes);
+  }
+
+  /** Applies a signed snapshot (checked, accepted, the mark saved). */
+  async #takeSnapshot(bytes) {
+    const key = this.#publicJwk;
     const acceptance = await this.#rules();
     if (this.#rebootstrap) {
       acceptance.rebootstrap();
@@ -322,7 +422,6 @@ export class RemoteDenylist {
   }
 
   async #delta(waitSeconds, signal) {
-    const key = this.#publicJwk;
     const res = await this.#get(`/v1/denylist?since=${this.seq}&wait=${waitSeconds}&wire=${WIRE}`, signal);
     if (res.status === 410) {
       await res.body?.cancel();
@@ -331,19 +430,27 @@ export class RemoteDenylist {
     if (!res.ok) throw await httpError(res, 'delta');
     // Only a signed delta counts as hearing from the service: an empty or unsigned
     // answer (anything on the way could forge one) leaves the replica as stale as it was.
-    const bytes = new Uint8Array(await res.arrayBuffer());
     try {
-      this.denylist.applyDeltaAccepted(bytes, key, await this.#rules(), this.#now());
+      await this.#takeDelta(new Uint8Array(await res.arrayBuffer()));
     } catch (e) {
       // The delta does not continue this replica: start again from a snapshot.
       if (e?.code === 'DENYLIST_GAP' || e?.code === 'DENYLIST_NO_SNAPSHOT') return this.#snapshot(signal);
+      throw e;
+    }
+    return undefined;
+  }
+
+  /** Applies a signed delta (checked, accepted, the mark saved). */
+  async #takeDelta(bytes) {
+    try {
+      this.denylist.applyDeltaAccepted(bytes, this.#publicJwk, await this.#rules(), this.#now());
+    } catch (e) {
       // Another epoch mid-stream: the service's data was replaced under the replica.
       if (e?.code === 'DENYLIST_EPOCH') this.#diverged = e;
       throw e;
     }
     this.#synced();
     await this.#saveMark();
-    return undefined;
   }
 
   #get(path, signal, accept = 'application/octet-stream') {

@@ -27,6 +27,7 @@ before(async () => {
     'dist/cookies.js',
     'dist/errors.js',
     'dist/http.js',
+    'dist/hub-subscription.js',
     'dist/issuer.js',
     'dist/jwks-source.js',
     'dist/node.cjs',

@@ -118,8 +118,17 @@ export const AUD = 'https://api.test';
 export const claims = (extra = {}) => ({ iss: ISS, aud: AUD, sub: 'bench-user', sid: `s-${randomUUID()}`, jti: randomUUID(), iat: now(), exp: now() + 3600, ...extra });
 
 // ---- processes -----------------------------------------------------------------
+/** Per-key limits lifted: the benchmarks post every event with one key, and the
+ * service's defaults (1000 events/s, 1M live entries) would cap their set-up. */
+export const LIFTED_KEY_LIMITS = {
+  TOLLGATE_KEY_EVENTS_PER_SEC: '1000000',
+  TOLLGATE_KEY_BURST_EVENTS: '1000000',
+  TOLLGATE_KEY_MAX_LIVE_ENTRIES: '100000000',
+};
+
 /** The revocation service in a fresh data directory under `work`, with a read key
- * (for the Worker) and a write key (for `post`). `env`: settings (`TOLLGATE_*`). */
+ * (for the Worker) and a write key (for `post`), per-key limits lifted. `env`: more
+ * settings (`TOLLGATE_*`). */
 export async function startRevocation(bin, work, { env: settings = {} } = {}) {
   const dataDir = mkdtempSync(path.join(work, 'revocation-'));
   // The service warns about TOLLGATE_* variables it does not know (this script's own).
@@ -134,7 +143,7 @@ export async function startRevocation(bin, work, { env: settings = {} } = {}) {
   const writeKey = key('origin', 'events:write', '--issuer', ISS);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  launch(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { env: { ...cleanEnv, ...settings }, stdio: 'ignore' });
+  launch(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { env: { ...cleanEnv, ...LIFTED_KEY_LIMITS, ...settings }, stdio: 'ignore' });
   await waitFor('revocation service', async () => (await fetch(`${url}/healthz`)).ok);
   const publicJwk = await (await fetch(`${url}/v1/denylist/key`)).text();
   const post = async (body) => {
