@@ -5,13 +5,13 @@
 // edge/hub/test.sh.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID, generateKeyPairSync } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
 import * as jose from 'jose';
 
 import { stopAll, waitFor } from './lib/procs.mjs';
 import { startOrigin, startJwksHost } from './lib/servers.mjs';
-import { startWorker, logDir, BENCH_BUILD } from './lib/stack.mjs';
+import { startWorker, hubSigningKey, logDir, BENCH_BUILD } from './lib/stack.mjs';
 import { Subscriber, read, verified } from './lib/wire-read.mjs';
 
 const ISS = 'https://issuer.test';
@@ -85,9 +85,7 @@ before(async () => {
   key = { kid: 'hub-log-es', privateKey: kp.privateKey };
   jwks.docs['/hub.json'] = { keys: [{ ...(await jose.exportJWK(kp.publicKey)), kid: key.kid, alg: 'ES256', use: 'sig' }] };
   // The hub's signing key: its scalar is the secret, its public JWK the edges' key.
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = privateKey.export({ format: 'jwk' });
-  const signingHex = Buffer.from(jwk.d, 'base64url').toString('hex').padStart(64, '0');
+  const signing = hubSigningKey();
   vars = {
     TOLLGATE_ORIGIN: origin.url,
     TOLLGATE_JWKS_URLS: JSON.stringify([jwks.url('/hub.json')]),
@@ -96,8 +94,8 @@ before(async () => {
     TOLLGATE_REVOCATION_SOURCE: 'hub',
     TOLLGATE_HUB_TENANT: TENANT,
     TOLLGATE_HUB_MODE: 'log',
-    TOLLGATE_HUB_SIGNING_KEY: signingHex,
-    TOLLGATE_DENYLIST_KEY: JSON.stringify({ kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }),
+    TOLLGATE_HUB_SIGNING_KEY: signing.hex,
+    TOLLGATE_DENYLIST_KEY: signing.publicJwk,
     TOLLGATE_MAX_STALENESS_SECONDS: '3',
     TOLLGATE_HUB_API: 'on',
     TOLLGATE_HUB_API_KEYS: JSON.stringify([

@@ -2,6 +2,7 @@
 // the Worker under `wrangler dev` (real workerd), configured by the root wrangler.toml
 // with per-test overrides. Paths come from the environment (edge/worker/test.sh sets them).
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -99,4 +100,16 @@ export async function startWorker(vars, { script, persistTo, logName, port: fixe
   }, { timeoutMs: 90000, intervalMs: 250 });
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
   return { url, port, proc, persistTo: persist, logFile, log, stop: () => stop(proc) };
+}
+
+/** A signing key for the hub in log mode: the P-256 scalar as 64 hex digits (the
+ * TOLLGATE_HUB_SIGNING_KEY secret) and its public JWK as text (the edges'
+ * TOLLGATE_DENYLIST_KEY). */
+export function hubSigningKey() {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return {
+    hex: Buffer.from(jwk.d, 'base64url').toString('hex').padStart(64, '0'),
+    publicJwk: JSON.stringify({ kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }),
+  };
 }

@@ -23,14 +23,15 @@
 // HUB_BENCH_SECONDS (window per isolate count, default 10), HUB_BENCH_ISOLATES (default
 // "1,10,100"), HUB_BENCH_EVENT_RATE (logouts/s during the load windows, default 2),
 // HUB_BENCH_WRK_SECONDS and HUB_BENCH_WRK_CONNS (throughput, default 8 s, 16).
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
 import * as L from '../../worker/bench/lib.mjs';
-import { startWorker, BENCH_BUILD } from '../../../tests/lib/stack.mjs';
+import { startWorker, hubSigningKey, BENCH_BUILD } from '../../../tests/lib/stack.mjs';
+import { startOrigin } from '../../../tests/lib/servers.mjs';
 import { stopAll as stopWranglers } from '../../../tests/lib/procs.mjs';
 import { read } from '../../../tests/lib/wire-read.mjs';
 
@@ -70,13 +71,6 @@ async function countingProxy(target) {
   return { url: `http://127.0.0.1:${server.address().port}`, counts, total, close: () => { server.closeAllConnections(); server.close(); } };
 }
 
-/** The origin behind the Worker: 200 for everything. */
-async function startOrigin() {
-  const server = http.createServer((req, res) => res.end('{}'));
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${server.address().port}`, close: () => { server.closeAllConnections(); server.close(); } };
-}
-
 function baseVars({ originUrl, jwks, denylistKey, extra }) {
   return {
     TOLLGATE_ORIGIN: originUrl,
@@ -91,13 +85,6 @@ function baseVars({ originUrl, jwks, denylistKey, extra }) {
     TOLLGATE_ROUTES: JSON.stringify([{ path: '/public/*', auth: 'none' }, { path: '/*', auth: 'required' }]),
     ...extra,
   };
-}
-
-/** The hub's signing key for log mode: the scalar as hex (the secret) and its public JWK. */
-function hubSigningKey() {
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = privateKey.export({ format: 'jwk' });
-  return { hex: Buffer.from(jwk.d, 'base64url').toString('hex').padStart(64, '0'), publicJwk: JSON.stringify({ kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }) };
 }
 
 const hubKeys = () =>
