@@ -218,9 +218,18 @@ test('relay push: the npm RemoteDenylist (transport hub-ws) learns a logout by p
     const r = await verifier.check(token, { denylist: remote });
     return r.ok ? 'accept' : r.reason ?? r.code;
   };
+  // The hub serves the service's snapshot as it was signed. A long-running hub's is
+  // older than any bound: make this subscriber's catch-up start with one that is, so it
+  // must take the snapshot as history and become fresh from the heartbeat after it.
+  const snapshotAge = async () => now() - read(new Uint8Array(await (await hub(worker, 'snapshot')).arrayBuffer())).created;
+  await waitFor('the hub snapshot to be older than the bound', async () => (await snapshotAge()) > MAX_STALENESS, {
+    timeoutMs: (MAX_STALENESS + 5) * 1000,
+    intervalMs: 250,
+  });
   await remote.start();
   try {
     assert.equal(remote.stale, false);
+    assert.ok((await snapshotAge()) > MAX_STALENESS, 'the snapshot taken was older than the bound');
     const sid = `npm-push-${randomUUID()}`;
     const token = await mint({ sid });
     assert.equal(await check(token), 'accept');

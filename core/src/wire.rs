@@ -470,9 +470,20 @@ impl Acceptance {
         Ok(())
     }
 
+    /// Whether a message stamped `stamp` was created within the staleness bound of
+    /// `now` (one from the future counts as recent).
+    pub fn is_recent(&self, stamp: &Stamp, now: u64) -> bool {
+        self.check_age(stamp, now).is_ok()
+    }
+
     /// Whether a snapshot at `seq` stamped `stamp` may be applied at `now`.
     pub fn check_snapshot(&self, stamp: &Stamp, seq: u64, now: u64) -> Result<(), WireError> {
         self.check_age(stamp, now)?;
+        self.check_snapshot_position(stamp, seq)
+    }
+
+    /// [`Acceptance::check_snapshot`] without the age rule: epoch and sequence only.
+    pub fn check_snapshot_position(&self, stamp: &Stamp, seq: u64) -> Result<(), WireError> {
         match self.mark {
             None => Ok(()),
             // A replaced data directory (another epoch) or a restored backup (the same
@@ -488,6 +499,11 @@ impl Acceptance {
     /// list's own sequence decides about gaps).
     pub fn check_delta(&self, stamp: &Stamp, to: u64, now: u64) -> Result<(), WireError> {
         self.check_age(stamp, now)?;
+        self.check_delta_position(stamp, to)
+    }
+
+    /// [`Acceptance::check_delta`] without the age rule: epoch and sequence only.
+    pub fn check_delta_position(&self, stamp: &Stamp, to: u64) -> Result<(), WireError> {
         match self.mark {
             None => Err(WireError::NoSnapshot),
             Some(m) if m.epoch != stamp.epoch => Err(WireError::Epoch),
@@ -592,6 +608,62 @@ impl Denylist {
         let n = self.apply_decoded_delta(&delta)?;
         acceptance.record(&delta.stamp, delta.to, false);
         Ok(n)
+    }
+
+    /// [`Denylist::apply_snapshot_accepted`] for a message a relay stored and serves
+    /// later (the revocation hub holds the service's snapshot and deltas as they were
+    /// signed): one created longer ago than the bound is still applied when it moves the
+    /// list forward (the first snapshot, or a higher sequence), as history that does not
+    /// make the replica fresh; one that adds nothing is refused ([`WireError::TooOld`]).
+    /// Every other rule is [`Denylist::apply_snapshot_accepted`]'s. Returns whether the
+    /// message was recent: only then has the replica heard from the signer.
+    pub fn apply_snapshot_stored(
+        &mut self,
+        bytes: &[u8],
+        key: &P256Key,
+        acceptance: &mut Acceptance,
+        now: u64,
+    ) -> Result<bool, WireError> {
+        let next = decode_snapshot(bytes, key)?;
+        let stamp = next.stamp.unwrap_or_default();
+        let recent = acceptance.is_recent(&stamp, now);
+        acceptance.check_snapshot_position(&stamp, next.seq)?;
+        let same_epoch = self.stamp.is_some_and(|s| s.epoch == stamp.epoch);
+        let rebootstrapping = acceptance.is_rebootstrapping();
+        if !rebootstrapping && same_epoch && next.seq < self.seq {
+            return Err(WireError::Backwards { current: self.seq, offered: next.seq });
+        }
+        if !recent && same_epoch && !rebootstrapping && next.seq == self.seq {
+            return Err(WireError::TooOld { created: stamp.created, now });
+        }
+        acceptance.record(&stamp, next.seq, true);
+        *self = next;
+        Ok(recent)
+    }
+
+    /// [`Denylist::apply_delta_accepted`] for a message a relay stored and serves later,
+    /// under the rules of [`Denylist::apply_snapshot_stored`]: an old delta that moves
+    /// the list forward is applied as history, an old one that adds nothing (a replayed
+    /// heartbeat) is refused ([`WireError::TooOld`]). Returns whether it was recent.
+    pub fn apply_delta_stored(
+        &mut self,
+        bytes: &[u8],
+        key: &P256Key,
+        acceptance: &mut Acceptance,
+        now: u64,
+    ) -> Result<bool, WireError> {
+        let delta = decode_delta(bytes, key)?;
+        let recent = acceptance.is_recent(&delta.stamp, now);
+        acceptance.check_delta_position(&delta.stamp, delta.to)?;
+        if self.stamp.is_none() {
+            return Err(WireError::NoSnapshot);
+        }
+        if !recent && delta.to <= self.seq {
+            return Err(WireError::TooOld { created: delta.stamp.created, now });
+        }
+        self.apply_decoded_delta(&delta)?;
+        acceptance.record(&delta.stamp, delta.to, false);
+        Ok(recent)
     }
 
     /// Folds log events into the list and advances its sequence (the service side).
@@ -851,6 +923,63 @@ mod tests {
         list.apply_snapshot_accepted(&snap(2, [9; 16], now), &pk, &mut acc, now).unwrap();
         assert_eq!((acc.high_water(), list.seq()), (Some(HighWater { epoch: [9; 16], seq: 2 }), 2));
         assert!(!acc.is_rebootstrapping());
+    }
+
+    #[test]
+    fn stored_messages_old_history_applies_but_is_not_recent() {
+        let s = signer(6);
+        let pk = s.public_key();
+        let mut service = Denylist::new([1; 16]);
+        service.insert(EntryKind::Jti, None, "j", 10_000);
+        service.set_seq(10);
+        let snap = |seq: u64, created: u64| {
+            let mut l = service.clone();
+            l.set_seq(seq);
+            encode_snapshot(&l, Stamp { epoch: EPOCH, created }, &s)
+        };
+        let d = |from: u64, to: u64, created: u64, epoch: Epoch| {
+            let events = (from + 1..=to).map(|q| ev(q, EntryKind::Sid, None, "s")).take(1).collect();
+            encode_delta(&Delta { stamp: Stamp { epoch, created }, from, to, events }, &s)
+        };
+        let now = 1_000;
+        let mut acc = Acceptance::new(10);
+        let mut list = Denylist::default();
+        // An old first snapshot is taken as history: applied, not recent.
+        assert_eq!(list.apply_snapshot_stored(&snap(10, now - 500), &pk, &mut acc, now), Ok(false));
+        assert_eq!((list.seq(), acc.high_water().map(|m| m.seq)), (10, Some(10)));
+        assert!(list.contains_jti(None, "j"));
+        // Again at the same sequence adds nothing: refused as too old.
+        assert_eq!(
+            list.apply_snapshot_stored(&snap(10, now - 400), &pk, &mut acc, now).unwrap_err(),
+            WireError::TooOld { created: now - 400, now }
+        );
+        // An old delta that moves it on is history; an old heartbeat at the head is refused.
+        assert_eq!(list.apply_delta_stored(&d(10, 11, now - 300, EPOCH), &pk, &mut acc, now), Ok(false));
+        assert!(list.contains_sid(None, "s"));
+        assert_eq!(
+            list.apply_delta_stored(&d(11, 11, now - 200, EPOCH), &pk, &mut acc, now).unwrap_err(),
+            WireError::TooOld { created: now - 200, now }
+        );
+        // A recent heartbeat is what makes it fresh.
+        assert_eq!(list.apply_delta_stored(&d(11, 11, now - 1, EPOCH), &pk, &mut acc, now), Ok(true));
+        // Position rules stand whatever the age: gap, epoch, below the mark.
+        assert!(matches!(
+            list.apply_delta_stored(&d(13, 14, now, EPOCH), &pk, &mut acc, now),
+            Err(WireError::Gap { .. })
+        ));
+        assert_eq!(list.apply_delta_stored(&d(11, 12, now, [9; 16]), &pk, &mut acc, now), Err(WireError::Epoch));
+        assert_eq!(
+            list.apply_snapshot_stored(&snap(10, now), &pk, &mut acc, now).unwrap_err(),
+            WireError::Backwards { current: 11, offered: 10 }
+        );
+        // A newer snapshot, old or not, moves it on.
+        assert_eq!(list.apply_snapshot_stored(&snap(20, now - 900), &pk, &mut acc, now), Ok(false));
+        assert_eq!(list.apply_snapshot_stored(&snap(21, now), &pk, &mut acc, now), Ok(true));
+        assert_eq!(acc.high_water().map(|m| m.seq), Some(21));
+        // Not before a snapshot.
+        let mut empty = Denylist::default();
+        let mut acc2 = Acceptance::new(10);
+        assert_eq!(empty.apply_delta_stored(&d(0, 1, now, EPOCH), &pk, &mut acc2, now), Err(WireError::NoSnapshot));
     }
 
     #[test]

@@ -232,6 +232,15 @@ export declare class Denylist {
   applySnapshotAccepted(bytes: Uint8Array, publicJwk: Jwk | string, acceptance: Acceptance, now: number): void;
   /** A signed delta under the acceptance rules at `now`; returns how many events were new. */
   applyDeltaAccepted(bytes: Uint8Array, publicJwk: Jwk | string, acceptance: Acceptance, now: number): number;
+  /**
+   * For a message the revocation hub stored and serves later: as applySnapshotAccepted,
+   * except that one signed longer ago than the bound is still applied when it moves the
+   * list forward (history, not fresh) and refused with DENYLIST_TOO_OLD only when it
+   * adds nothing. Returns whether it was signed within the bound.
+   */
+  applySnapshotStored(bytes: Uint8Array, publicJwk: Jwk | string, acceptance: Acceptance, now: number): boolean;
+  /** applyDeltaAccepted under applySnapshotStored's rules; returns whether it was signed within the bound. */
+  applyDeltaStored(bytes: Uint8Array, publicJwk: Jwk | string, acceptance: Acceptance, now: number): boolean;
   /** Drops entries whose `exp` is before `cutoff`; returns how many. */
   prune(cutoff: number): number;
   readonly seq: number;
@@ -324,7 +333,7 @@ export declare class RemoteDenylist {
   /** How the replica follows the service. */
   readonly transport: 'long-poll' | 'hub-ws';
   assertFresh(): void;
-  /** The first snapshot (push mode: the first message applied), then the background loop. */
+  /** The first snapshot (push mode: the first message signed within the staleness bound), then the background loop. */
   start(): Promise<this>;
   /** Ends the background loop (push mode: closes the socket). */
   stop(): Promise<void>;

@@ -53,12 +53,17 @@ export class HubSubscription {
   #reconnectDelay;
   #reconnectTimer = null;
   #closed = null;
+  #firstWithinMs;
+  #firstTimer = null;
+  #appliedAny = false;
 
   /**
    * @param {{ url: string, token: string | null, WebSocket: Function, pingMs: number,
    *   retryMinMs: number, retryMaxMs: number, since: () => number | null,
-   *   apply: (bytes: Uint8Array, kind: 'snapshot' | 'delta') => Promise<void>,
-   *   report: (e: unknown) => void, halted: () => unknown }} options
+   *   apply: (bytes: Uint8Array, kind: 'snapshot' | 'delta') => Promise<boolean>,
+   *   report: (e: unknown) => void, halted: () => unknown, firstWithinMs?: number }} options
+   *   `apply` resolves to whether the message was signed recently (the replica is fresh);
+   *   `firstWithinMs` bounds start(): no recent message by then rejects it.
    */
   constructor(options) {
     this.#url = options.url;
@@ -72,14 +77,32 @@ export class HubSubscription {
     this.#report = options.report;
     this.#halted = options.halted;
     this.#reconnectDelay = options.retryMinMs;
+    this.#firstWithinMs = options.firstWithinMs ?? Infinity;
   }
 
-  /** Opens the socket and asks; resolves when the first message is applied, rejects with the first failure (and closes). */
+  /**
+   * Opens the socket and asks; resolves when the first recently signed message is applied
+   * (older ones before it are history: applied, not fresh), rejects with the first
+   * failure or when none came within firstWithinMs (and closes).
+   */
   start() {
     this.#running = true;
+    this.#appliedAny = false;
     const first = new Promise((resolve, reject) => {
       this.#first = { resolve, reject };
     });
+    if (Number.isFinite(this.#firstWithinMs)) {
+      this.#firstTimer = setTimeout(() => {
+        this.#firstTimer = null;
+        if (this.#first === null) return;
+        const s = Math.round(this.#firstWithinMs / 1000);
+        this.#fail(
+          this.#appliedAny
+            ? new TollgateError(`hub push: in ${s} s the hub served only messages signed longer ago than the staleness bound (applied, not fresh): is the signer reaching it?`, { code: 'DENYLIST_TOO_OLD' })
+            : new TollgateError(`hub push: no signed message from ${this.#url} within ${s} s`, { code: 'DENYLIST_FETCH' }),
+        );
+      }, this.#firstWithinMs);
+    }
     this.#connect();
     return first;
   }
@@ -92,6 +115,7 @@ export class HubSubscription {
       this.#first.reject(new TollgateError('hub push: stopped before the first message', { code: 'DENYLIST_FETCH' }));
       this.#first = null;
     }
+    this.#clearFirstTimer();
     const ws = this.#ws;
     if (ws !== null) {
       const closed = new Promise((resolve) => {
@@ -134,7 +158,7 @@ export class HubSubscription {
       if (this.#ws !== ws) return;
       const data = ev.data;
       this.#chain = this.#chain.then(() => this.#frame(data)).then(
-        () => this.#applied(),
+        (recent) => this.#applied(recent),
         (e) => this.#failed(e),
       );
     });
@@ -159,18 +183,24 @@ export class HubSubscription {
     if (kind === null) {
       throw new TollgateError('hub push: a binary frame that is not a signed snapshot or delta', { code: 'DENYLIST_MALFORMED' });
     }
-    await this.#apply(bytes, kind);
-    return true;
+    return this.#apply(bytes, kind);
   }
 
-  #applied() {
+  #applied(recent) {
     if (!this.#running) return;
     this.#reaskDelay = 0;
     this.#reconnectDelay = this.#retryMinMs;
-    if (this.#first !== null) {
+    this.#appliedAny = true;
+    if (this.#first !== null && recent) {
       this.#first.resolve();
       this.#first = null;
+      this.#clearFirstTimer();
     }
+  }
+
+  #clearFirstTimer() {
+    if (this.#firstTimer !== null) clearTimeout(this.#firstTimer);
+    this.#firstTimer = null;
   }
 
   #failed(e) {
@@ -213,6 +243,7 @@ export class HubSubscription {
   #fail(e) {
     const { reject } = this.#first;
     this.#first = null;
+    this.#clearFirstTimer();
     this.#running = false;
     this.#clearTimers();
     const ws = this.#ws;

@@ -49,8 +49,13 @@
 // delta by the message's magic, the same key, acceptance rules, high-water mark,
 // onUpdate and onError. The ask is repeated every pingSeconds (default
 // min(maxStalenessSeconds / 3, 5)); the hub answers it at the head with a signed
-// heartbeat, and only that keeps the replica fresh: an open socket proves nothing. A
-// message that cannot be applied (a gap, a bad signature) leads to an ask with the
+// heartbeat, and only that keeps the replica fresh: an open socket proves nothing. The
+// hub keeps the signer's snapshot and deltas as they were signed, so a catch-up carries
+// old messages: one signed longer ago than maxStalenessSeconds is history, applied when
+// it moves the replica forward and never counted as fresh; one that adds nothing (a
+// replayed heartbeat) is refused (DENYLIST_TOO_OLD). start() resolves on the first
+// message signed within the bound, and rejects (DENYLIST_TOO_OLD, or DENYLIST_FETCH when
+// nothing came) if none has come within maxStalenessSeconds. A message that cannot be applied (a gap, a bad signature) leads to an ask with the
 // sequence held; a socket that closes is reopened with the retry backoff. The
 // `publicJwk` is the signer's: the service's when the hub relays it, the hub's in log
 // mode. sync() has no meaning there (the socket drives the replica) and rejects.
@@ -187,6 +192,7 @@ export class RemoteDenylist {
         apply: (bytes, kind) => this.#pushed(bytes, kind),
         report: (e) => this.#report(e),
         halted: () => this.#diverged,
+        firstWithinMs: this.#maxStalenessMs,
       });
     }
   }
@@ -235,7 +241,8 @@ export class RemoteDenylist {
 
   /**
    * Takes the first snapshot (rejecting if that fails), then long-polls in the background;
-   * in push mode, opens the hub's socket and resolves once the first message is applied.
+   * in push mode, opens the hub's socket and resolves once the first message signed within
+   * the staleness bound is applied.
    */
   async start() {
     if (this.#running) return this;
@@ -324,17 +331,21 @@ export class RemoteDenylist {
   async #snapshot(signal) {
     const res = await this.#get(`/v1/denylist?wire=${WIRE}`, signal);
     if (!res.ok) throw await httpError(res, 'snapshot');
-    return this.#takeSnapshot(new Uint8Array(await res.arrayBuffer()));
+    await this.#takeSnapshot(new Uint8Array(await res.arrayBuffer()));
   }
 
   /** A message pushed by the hub, told apart by its magic. */
   #pushed(bytes, kind) {
     if (this.#diverged) throw this.#diverged;
-    return kind === 'snapshot' ? this.#takeSnapshot(bytes) : this.#takeDelta(bytes);
+    return kind === 'snapshot' ? this.#takeSnapshot(bytes, true) : this.#takeDelta(bytes, true);
   }
 
-  /** Applies a signed snapshot (checked, accepted, the mark saved). */
-  async #takeSnapshot(bytes) {
+  /**
+   * Applies a signed snapshot (checked, accepted, the mark saved). `stored`: one the hub
+   * kept since it was signed, so an old one that moves the replica forward is history
+   * (applied, not fresh). Resolves to whether the replica heard from the signer.
+   */
+  async #takeSnapshot(bytes, stored = false) {
     const key = this.#publicJwk;
     const acceptance = await this.#rules();
     if (this.#rebootstrap) {
@@ -356,8 +367,10 @@ export class RemoteDenylist {
       }
     }
     const before = acceptance.highWaterMark;
+    let recent = true;
     try {
-      this.denylist.applySnapshotAccepted(bytes, key, acceptance, this.#now());
+      if (stored) recent = this.denylist.applySnapshotStored(bytes, key, acceptance, this.#now());
+      else this.denylist.applySnapshotAccepted(bytes, key, acceptance, this.#now());
     } catch (e) {
       if (e?.code === 'DENYLIST_BACKWARDS' || e?.code === 'DENYLIST_EPOCH') {
         this.#diverged = new TollgateError(
@@ -372,8 +385,9 @@ export class RemoteDenylist {
     const rebootstrapped = this.#rebootstrap;
     this.#rebootstrap = false;
     this.#legacyFloor = 0;
-    this.#synced();
+    this.#synced(recent);
     await this.#saveMark(rebootstrapped);
+    return recent;
   }
 
   #now() {
@@ -440,17 +454,21 @@ export class RemoteDenylist {
     return undefined;
   }
 
-  /** Applies a signed delta (checked, accepted, the mark saved). */
-  async #takeDelta(bytes) {
+  /** Applies a signed delta (checked, accepted, the mark saved); `stored` as for #takeSnapshot. */
+  async #takeDelta(bytes, stored = false) {
+    let recent = true;
     try {
-      this.denylist.applyDeltaAccepted(bytes, this.#publicJwk, await this.#rules(), this.#now());
+      const rules = await this.#rules();
+      if (stored) recent = this.denylist.applyDeltaStored(bytes, this.#publicJwk, rules, this.#now());
+      else this.denylist.applyDeltaAccepted(bytes, this.#publicJwk, rules, this.#now());
     } catch (e) {
       // Another epoch mid-stream: the service's data was replaced under the replica.
       if (e?.code === 'DENYLIST_EPOCH') this.#diverged = e;
       throw e;
     }
-    this.#synced();
+    this.#synced(recent);
     await this.#saveMark();
+    return recent;
   }
 
   #get(path, signal, accept = 'application/octet-stream') {
@@ -459,8 +477,9 @@ export class RemoteDenylist {
     return this.#fetch(this.#base + path, { headers, signal });
   }
 
-  #synced() {
-    this.#lastSyncAt = this.#clock();
+  /** The replica moved (waiters, onUpdate); `recent`: and it heard from the signer (fresh). */
+  #synced(recent = true) {
+    if (recent) this.#lastSyncAt = this.#clock();
     const seq = this.seq;
     for (const w of this.#waiters) {
       if (seq >= w.seq) {

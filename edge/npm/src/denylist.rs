@@ -100,6 +100,40 @@ impl Denylist {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// `applySnapshotAccepted` for a message the revocation hub stored and serves later:
+    /// one signed longer ago than the bound is still applied when it moves the list
+    /// forward (history; it does not make the replica fresh), and refused
+    /// (`DENYLIST_TOO_OLD`) when it adds nothing. Returns whether it was signed within
+    /// the bound: only then has the replica heard from the signer.
+    #[wasm_bindgen(js_name = applySnapshotStored)]
+    pub fn apply_snapshot_stored(
+        &mut self,
+        bytes: &[u8],
+        public_jwk: JsValue,
+        acceptance: &mut Acceptance,
+        now: f64,
+    ) -> Result<bool, JsValue> {
+        let key = service_key(&public_jwk)?;
+        let now = time(now, "now")?;
+        Ok(self.inner.apply_snapshot_stored(bytes, &key, acceptance.core_mut(), now).map_err(BindingError::from)?)
+    }
+
+    /// `applyDeltaAccepted` for a message the hub stored, under `applySnapshotStored`'s
+    /// rules (an old heartbeat that adds nothing is `DENYLIST_TOO_OLD`); returns whether
+    /// it was signed within the bound.
+    #[wasm_bindgen(js_name = applyDeltaStored)]
+    pub fn apply_delta_stored(
+        &mut self,
+        bytes: &[u8],
+        public_jwk: JsValue,
+        acceptance: &mut Acceptance,
+        now: f64,
+    ) -> Result<bool, JsValue> {
+        let key = service_key(&public_jwk)?;
+        let now = time(now, "now")?;
+        Ok(self.inner.apply_delta_stored(bytes, &key, acceptance.core_mut(), now).map_err(BindingError::from)?)
+    }
+
     /// Drops entries whose `exp` is before `cutoff`; returns how many.
     pub fn prune(&mut self, cutoff: f64) -> Result<u32, JsValue> {
         let n = self.inner.prune(time(cutoff, "cutoff")?);

@@ -159,6 +159,55 @@ describe('RemoteDenylist push (stand-in hub)', () => {
     }
   });
 
+  it('a catch-up of messages signed long ago is history: applied, fresh only with a recent heartbeat', async () => {
+    const clock = manualClock();
+    const hub = await fakeHub({ clock });
+    // The hub kept the snapshot and a delta from an hour ago; its heartbeat is signed now.
+    const hourAgo = { created: Math.floor(clock() / 1000) - 3600 };
+    const e = { seq: 1, kind: 'jti', id: 'old-revocation', exp: NOW + 60 };
+    let heartbeat = true;
+    hub.answer = async (sock, since) => {
+      if (since === null) {
+        sock.send(await snapshot(svcKey, 0, hourAgo));
+        sock.send(await delta(svcKey, 0, 1, [e], hourAgo));
+      }
+      if (heartbeat) sock.send(await delta(svcKey, 1, 1, [], { created: hub.created() }));
+    };
+    const { remote, errors } = subscriber(hub, { clock, maxStalenessSeconds: 10, pingSeconds: 60 });
+    try {
+      await remote.start();
+      assert.equal(remote.stale, false, 'fresh from the heartbeat');
+      assert.equal(remote.seq, 1);
+      assert.equal(await reason(await sign(es, { exp: NOW + 60, jti: 'old-revocation' }), remote), 'revoked');
+      assert.deepEqual(errors, [], 'history is not an error');
+    } finally {
+      await remote.stop();
+    }
+
+    // Only old messages (the signer has not reached the hub for an hour): the history
+    // is applied, the replica stays stale, and start() rejects within the bound.
+    heartbeat = false;
+    const old = subscriber(hub, { clock, maxStalenessSeconds: 1, pingSeconds: 60 });
+    try {
+      const t0 = performance.now();
+      await assert.rejects(old.remote.start(), (err) => err instanceof TollgateError && err.code === 'DENYLIST_TOO_OLD');
+      assert.ok(performance.now() - t0 < 5000);
+      assert.equal(old.remote.seq, 1, 'the history was applied');
+      assert.equal(old.remote.stale, true);
+      assert.equal((await verifier.check(await sign(es, { exp: NOW + 60 }), { now: NOW, denylist: old.remote })).code, 'DENYLIST_STALE');
+      // An old heartbeat at the head adds nothing: refused at once.
+      hub.answer = async (sock, since) => {
+        if (since === null) sock.send(await snapshot(svcKey, 0, hourAgo));
+        sock.send(await delta(svcKey, 0, 0, [], hourAgo));
+      };
+      const replay = subscriber(hub, { clock, maxStalenessSeconds: 10, pingSeconds: 60 });
+      await assert.rejects(replay.remote.start(), (err) => err.code === 'DENYLIST_TOO_OLD');
+      assert.equal(replay.remote.stale, true);
+    } finally {
+      await hub.close();
+    }
+  });
+
   it('a gap or a bad signature is refused and answered by an ask with the sequence held', async () => {
     const clock = manualClock();
     const hub = await fakeHub({ clock });
