@@ -20,7 +20,7 @@ cargo fmt --all -- --check
 
 step "cargo clippy (workspace, all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p tollgate-core --all-targets --features ring -- -D warnings
+cargo clippy -p tollgate-core --all-targets --features ring,aws-lc-rs -- -D warnings
 cargo clippy -p tollgate-edge --all-targets --features bench -- -D warnings
 cargo clippy -p tollgate-origin --all-targets --features ring -- -D warnings
 cargo clippy -p tollgate-origin --all-targets --no-default-features -- -D warnings
@@ -30,6 +30,7 @@ step "cargo test (workspace)"
 export TOLLGATE_REVOCATION_BIN="$CARGO_TARGET_DIR/debug/tollgate-revocation"
 cargo test --workspace
 cargo test -p tollgate-core --features ring
+cargo test -p tollgate-core --features aws-lc-rs
 timeout 1200 cargo test -p tollgate-origin --features ring
 
 step "no_std + alloc: tollgate-core for wasm32-unknown-unknown without default features"

@@ -155,12 +155,18 @@ test('two tabs refreshing at once both stay logged in, and exactly one refresh r
   assert.ok(await visible(tab2, 'signed-in'));
   await accessExpired();
   const before = await refreshes();
-  await Promise.all([page.evaluate(() => document.getElementById('reload').click()), tab2.evaluate(() => document.getElementById('reload').click())]);
-  for (const p of [page, tab2]) {
+  const tabs = [page, tab2];
+  const seen = await Promise.all(tabs.map((p) => p.evaluate(() => performance.getEntriesByType('resource').length)));
+  await Promise.all(tabs.map((p) => p.evaluate(() => document.getElementById('reload').click())));
+  // Each tab's reload ends in a 200 for /profile (a 401 first, then the retry once the
+  // shared refresh is done). A tab sends any refresh of its own before that 200, so once
+  // both have it the count is final.
+  const profileOk = (p, from) =>
+    p.evaluate((from) => performance.getEntriesByType('resource').slice(from).some((e) => e.name.endsWith('/profile') && e.responseStatus === 200), from);
+  await waitFor('both tabs to load the profile again after the refresh', async () => (await Promise.all(tabs.map((p, i) => profileOk(p, seen[i])))).every(Boolean), { timeoutMs: 10000 });
+  for (const p of tabs) {
     await p.waitForFunction(() => !document.getElementById('signed-in').hidden && document.getElementById('profile-email').textContent.length > 0);
   }
-  // Both tabs loaded their profile again; let any stray refresh land before counting.
-  await waitFor('both tabs to show the profile after the refresh', async () => (await Promise.all([page, tab2].map((p) => p.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/profile')).length)))).every((n) => n >= 2), { timeoutMs: 10000 });
   assert.equal(await refreshes(), before + 1, 'one refresh for the browser');
   assert.ok(await visible(page, 'signed-in'));
   assert.ok(await visible(tab2, 'signed-in'));

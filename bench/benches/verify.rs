@@ -1,5 +1,5 @@
 //! End-to-end verification (token string → verified claims) against the raw signature
-//! check of the same crate and against the `jsonwebtoken` peer, ES256 and RS256-2048,
+//! check of the same crate (ring, aws-lc-rs) and against the `jsonwebtoken` peer, ES256 and RS256-2048,
 //! all in one run: criterion times each case for absolute figures, then the cases run
 //! again interleaved (one batch of each per round) for ratios that hold on shared,
 //! drifting cores; the ratios are printed at the end. `BENCH_QUICK=1` shortens the run.
@@ -13,7 +13,7 @@ use tollgate_bench::fixtures::{AcceptAll, Alg, Fixture, PublicKey, AUDIENCE, ISS
 use tollgate_bench::lists;
 use tollgate_bench::report::{self, ids};
 use tollgate_bench::timing::{self, measure_interleaved, measuring, quick, Case};
-use tollgate_core::signature::Ring;
+use tollgate_core::signature::{AwsLc, Ring};
 use tollgate_core::{Denylist, RustCrypto, SignatureBackend};
 
 /// The claims the peer deserializes: every member the policy requires is a
@@ -72,6 +72,23 @@ fn raw_ring(f: &Fixture, sig: &[u8]) -> Box<dyn Fn() -> bool> {
     }
 }
 
+fn raw_aws_lc(f: &Fixture, sig: &[u8]) -> Box<dyn Fn() -> bool> {
+    use aws_lc_rs::signature as aws;
+    let msg = f.signing_input().to_vec();
+    let sig = sig.to_vec();
+    // As the jsonwebtoken peer does: the key is handed over unparsed on every call.
+    match f.public.clone() {
+        PublicKey::P256 { sec1 } => Box::new(move || {
+            aws::UnparsedPublicKey::new(&aws::ECDSA_P256_SHA256_FIXED, &sec1[..]).verify(&msg, &sig).is_ok()
+        }),
+        PublicKey::Rsa { n, e } => Box::new(move || {
+            aws::RsaPublicKeyComponents { n: &n[..], e: &e[..] }
+                .verify(&aws::RSA_PKCS1_2048_8192_SHA256, &msg, &sig)
+                .is_ok()
+        }),
+    }
+}
+
 fn bench_alg(c: &mut Criterion, alg: Alg, lines: &mut Vec<String>) {
     let f = Fixture::new(alg);
     let verifier = f.verifier();
@@ -100,25 +117,27 @@ fn bench_alg(c: &mut Criterion, alg: Alg, lines: &mut Vec<String>) {
     // Every path must accept the fixture and refuse a flipped bit, or the figures mean nothing.
     let mut bad = f.signature.clone();
     bad[7] ^= 0x10;
-    for (name, raw) in [("raw core", raw_core as RawCheck), ("raw ring", raw_ring)] {
+    for (name, raw) in [("raw core", raw_core as RawCheck), ("raw ring", raw_ring), ("raw aws-lc-rs", raw_aws_lc)] {
         assert!(raw(&f, &f.signature)(), "{name} rejects the {} fixture", alg.name());
         assert!(!raw(&f, &bad)(), "{name} accepts a bad {} signature", alg.name());
     }
-    for backend in [&RustCrypto as &dyn SignatureBackend, &Ring, &AcceptAll] {
+    for backend in [&RustCrypto as &dyn SignatureBackend, &Ring, &AwsLc, &AcceptAll] {
         verifier.verify_with(backend, &f.token, NOW, Some(&denylist)).expect("tollgate accepts the fixture");
     }
     jsonwebtoken::decode::<PeerClaims>(&f.token, &peer_key, &validation).expect("the peer accepts the fixture");
 
     let mut cases: Vec<Case<'_>> = Vec::new();
-    for (id, raw) in [(ids::RAW_CORE, raw_core as RawCheck), (ids::RAW_RING, raw_ring)] {
+    for (id, raw) in [(ids::RAW_CORE, raw_core as RawCheck), (ids::RAW_RING, raw_ring), (ids::RAW_AWS_LC, raw_aws_lc)] {
         let check = raw(&f, &f.signature);
         cases.push((id, Box::new(check)));
     }
-    let paths: [(&str, &dyn SignatureBackend, &Denylist); 6] = [
+    let paths: [(&str, &dyn SignatureBackend, &Denylist); 8] = [
         (ids::PURE_EMPTY, &RustCrypto, &empty),
         (ids::PURE_10K, &RustCrypto, &denylist),
         (ids::RING_EMPTY, &Ring, &empty),
         (ids::RING_10K, &Ring, &denylist),
+        (ids::AWS_LC_EMPTY, &AwsLc, &empty),
+        (ids::AWS_LC_10K, &AwsLc, &denylist),
         (ids::NOSIG_EMPTY, &AcceptAll, &empty),
         (ids::NOSIG_10K, &AcceptAll, &denylist),
     ];

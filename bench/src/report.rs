@@ -147,6 +147,13 @@ pub mod ids {
     pub const RING_EMPTY: &str = "tollgate/ring/empty-denylist";
     /// Full verify, ring backend, 10k-entry denylist.
     pub const RING_10K: &str = "tollgate/ring/10k-denylist";
+    /// Raw check with aws-lc-rs, the peer's crypto, as jsonwebtoken calls it (the key
+    /// handed over unparsed on every call).
+    pub const RAW_AWS_LC: &str = "raw/aws-lc-rs";
+    /// Full verify, aws-lc-rs backend (keys parsed once), empty denylist.
+    pub const AWS_LC_EMPTY: &str = "tollgate/aws-lc-rs/empty-denylist";
+    /// Full verify, aws-lc-rs backend, 10k-entry denylist.
+    pub const AWS_LC_10K: &str = "tollgate/aws-lc-rs/10k-denylist";
     /// Everything but the signature (a backend that accepts), empty denylist.
     pub const NOSIG_EMPTY: &str = "tollgate/no-signature/empty-denylist";
     /// Everything but the signature, 10k-entry denylist.
@@ -192,13 +199,16 @@ pub fn verify(r: &Results) -> String {
             alg.name()
         );
         let raw_core = format!("raw {core_crate}");
-        let rows: [(&str, &str); 9] = [
+        let rows: [(&str, &str); 12] = [
             (ids::RAW_CORE, &raw_core),
             (ids::PURE_EMPTY, "tollgate pure Rust, empty denylist"),
             (ids::PURE_10K, "tollgate pure Rust, 10k denylist"),
             (ids::RAW_RING, "raw ring 0.17"),
             (ids::RING_EMPTY, "tollgate ring, empty denylist"),
             (ids::RING_10K, "tollgate ring, 10k denylist"),
+            (ids::RAW_AWS_LC, "raw aws-lc-rs 1.19 (key parsed per call)"),
+            (ids::AWS_LC_EMPTY, "tollgate aws-lc-rs, empty denylist"),
+            (ids::AWS_LC_10K, "tollgate aws-lc-rs, 10k denylist"),
             (ids::NOSIG_EMPTY, "tollgate without signature, empty denylist"),
             (ids::NOSIG_10K, "tollgate without signature, 10k denylist"),
             (ids::PEER, "peer: jsonwebtoken 11 + aws-lc-rs"),
@@ -239,6 +249,9 @@ pub fn verify(r: &Results) -> String {
         ratio(&mut s, "ring, 10k denylist / jsonwebtoken + aws-lc-rs", ids::RING_10K, ids::PEER, Some(1.0));
         ratio(&mut s, "pure Rust, empty denylist / jsonwebtoken + aws-lc-rs", ids::PURE_EMPTY, ids::PEER, None);
         ratio(&mut s, "jsonwebtoken + aws-lc-rs / raw ring", ids::PEER, ids::RAW_RING, None);
+        ratio(&mut s, "raw ring / raw aws-lc-rs", ids::RAW_RING, ids::RAW_AWS_LC, None);
+        ratio(&mut s, "aws-lc-rs, empty denylist / jsonwebtoken + aws-lc-rs", ids::AWS_LC_EMPTY, ids::PEER, Some(1.0));
+        ratio(&mut s, "aws-lc-rs, 10k denylist / jsonwebtoken + aws-lc-rs", ids::AWS_LC_10K, ids::PEER, Some(1.0));
     }
     s
 }

@@ -56,6 +56,10 @@ pub struct P256Key {
     pub(crate) key: p256::ecdsa::VerifyingKey,
     /// SEC1 uncompressed point (`0x04 || x || y`), for native backends.
     pub(crate) sec1: [u8; 65],
+    /// aws-lc-rs's parsed form, made once here rather than on every check (`None`
+    /// if aws-lc refused the point: the key then never verifies with that backend).
+    #[cfg(feature = "aws-lc-rs")]
+    pub(crate) aws: Option<alloc::sync::Arc<aws_lc_rs::signature::ParsedPublicKey>>,
 }
 
 /// A validated RSA public key.
@@ -69,6 +73,9 @@ pub struct RsaKey {
     /// Big-endian modulus and exponent, without leading zeros, for native backends.
     pub(crate) n: Vec<u8>,
     pub(crate) e: Vec<u8>,
+    /// aws-lc-rs's parsed form, as for [`P256Key`].
+    #[cfg(feature = "aws-lc-rs")]
+    pub(crate) aws: Option<alloc::sync::Arc<aws_lc_rs::signature::ParsedPublicKey>>,
 }
 
 impl P256Key {
@@ -82,7 +89,14 @@ impl P256Key {
         sec1[1..33].copy_from_slice(x);
         sec1[33..].copy_from_slice(y);
         let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| JwksError::InvalidKey)?;
-        Ok(P256Key { key, sec1 })
+        Ok(P256Key {
+            key,
+            sec1,
+            #[cfg(feature = "aws-lc-rs")]
+            aws: aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, sec1)
+                .ok()
+                .map(alloc::sync::Arc::new),
+        })
     }
 
     /// The affine x coordinate.
@@ -128,7 +142,20 @@ impl RsaKey {
             1..=MAX_RSA_BITS,
         )
         .map_err(|_| JwksError::InvalidKey)?;
-        Ok(RsaKey { key, bits, len: n.len(), n: n.to_vec(), e: e.to_vec() })
+        Ok(RsaKey {
+            key,
+            bits,
+            len: n.len(),
+            n: n.to_vec(),
+            e: e.to_vec(),
+            // The widest RS256 profile aws-lc has (1024–8192 bits, as `ring`'s): the
+            // policy's minimum has been enforced by key choice before any check.
+            #[cfg(feature = "aws-lc-rs")]
+            aws: aws_lc_rs::signature::RsaPublicKeyComponents { n, e }
+                .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY)
+                .ok()
+                .map(alloc::sync::Arc::new),
+        })
     }
 
     /// Big-endian modulus without leading zeros.

@@ -1,4 +1,5 @@
-//! The signature seam: one small trait, a pure-Rust default, an optional native backend.
+//! The signature seam: one small trait, a pure-Rust default, optional native backends
+//! (`ring`, `aws-lc-rs`).
 //!
 //! The pipeline checks signature *lengths* itself (so every backend rejects the same
 //! inputs as `invalid_signature`) and hands the backend only well-sized signatures.
@@ -83,11 +84,33 @@ impl SignatureBackend for Ring {
     }
 }
 
-/// The backend used by [`crate::Verifier::verify`]: `ring` when that feature is on,
-/// pure Rust otherwise.
-#[cfg(feature = "ring")]
+/// Native signatures through `aws-lc-rs`, the crypto of the `jsonwebtoken` peer (std
+/// targets only; feature `aws-lc-rs`). Keys are parsed once, when the JWK is read, so a
+/// check is the signature operation alone.
+#[cfg(feature = "aws-lc-rs")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AwsLc;
+
+#[cfg(feature = "aws-lc-rs")]
+impl SignatureBackend for AwsLc {
+    fn verify_es256(&self, key: &P256Key, message: &[u8], signature: &[u8; 64]) -> bool {
+        key.aws.as_ref().is_some_and(|k| k.verify_sig(message, signature).is_ok())
+    }
+
+    fn verify_rs256(&self, key: &RsaKey, message: &[u8], signature: &[u8]) -> bool {
+        key.aws.as_ref().is_some_and(|k| k.verify_sig(message, signature).is_ok())
+    }
+}
+
+/// The backend used by [`crate::Verifier::verify`]: `aws-lc-rs` when that feature is
+/// on, else `ring` when that one is, else pure Rust.
+#[cfg(feature = "aws-lc-rs")]
+pub type DefaultBackend = AwsLc;
+/// The backend used by [`crate::Verifier::verify`]: `aws-lc-rs` when that feature is
+/// on, else `ring` when that one is, else pure Rust.
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
 pub type DefaultBackend = Ring;
-/// The backend used by [`crate::Verifier::verify`]: `ring` when that feature is on,
-/// pure Rust otherwise.
-#[cfg(not(feature = "ring"))]
+/// The backend used by [`crate::Verifier::verify`]: `aws-lc-rs` when that feature is
+/// on, else `ring` when that one is, else pure Rust.
+#[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
 pub type DefaultBackend = RustCrypto;

@@ -6,7 +6,8 @@
 //!
 //! Every `valid` vector must verify and every `invalid` one must fail. `acceptable`
 //! vectors are decided per flag in [`acceptable_decision`]. With `--features ring` every
-//! vector also goes through the `ring` backend, which must give the same answer.
+//! vector also goes through the `ring` backend, and with `--features aws-lc-rs` through
+//! the `aws-lc-rs` one; each must give the same answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +22,8 @@ fn backends() -> Vec<(&'static str, Box<dyn SignatureBackend>)> {
     let mut v: Vec<(&'static str, Box<dyn SignatureBackend>)> = vec![("rust-crypto", Box::new(RustCrypto))];
     #[cfg(feature = "ring")]
     v.push(("ring", Box::new(tollgate_core::signature::Ring)));
+    #[cfg(feature = "aws-lc-rs")]
+    v.push(("aws-lc-rs", Box::new(tollgate_core::signature::AwsLc)));
     v
 }
 
